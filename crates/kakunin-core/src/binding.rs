@@ -1,0 +1,128 @@
+//! The record a successful bind leaves for the rest of the transaction, and the
+//! status rules the helpers apply to it.
+//!
+//! It travels as text (`<nonce>|<json>`) in a locked-down setting, because
+//! PostgreSQL copies settings to parallel workers and copies no Rust state. The
+//! nonce is unique per bind within a backend, so a cache keyed by it can never
+//! serve one binding's values for another.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CertStatus {
+    Active,
+    Suspended,
+    Retired,
+    Revoked,
+    Expired,
+}
+
+impl CertStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CertStatus::Active => "active",
+            CertStatus::Suspended => "suspended",
+            CertStatus::Retired => "retired",
+            CertStatus::Revoked => "revoked",
+            CertStatus::Expired => "expired",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Some(match text {
+            "active" => CertStatus::Active,
+            "suspended" => CertStatus::Suspended,
+            "retired" => CertStatus::Retired,
+            "revoked" => CertStatus::Revoked,
+            "expired" => CertStatus::Expired,
+            _ => return None,
+        })
+    }
+}
+
+/// Status of a certificate at `now`: the registry's verdict (absent = active)
+/// unless it is active and the certificate is past `notAfter`. A registry
+/// verdict (revoked, suspended, retired) is never softened to `expired`.
+pub fn effective_status(registry: Option<CertStatus>, not_after: i64, now: i64) -> CertStatus {
+    match registry {
+        Some(status) if status != CertStatus::Active => status,
+        _ if now >= not_after => CertStatus::Expired,
+        _ => CertStatus::Active,
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Binding {
+    pub agent_id: String,
+    pub tenant_id: Option<String>,
+    pub serial: String,
+    pub not_after: i64,
+    pub instruments: Vec<String>,
+    pub venues: Vec<String>,
+    pub scope: Value,
+    /// SHA-256 of the leaf DER.
+    pub fingerprint: String,
+    /// `gateway` or `proof`: how the caller showed it may bind this certificate.
+    pub method: String,
+}
+
+impl Binding {
+    pub fn encode(&self, nonce: &str) -> String {
+        // Serialising plain strings and numbers cannot fail.
+        format!(
+            "{nonce}|{}",
+            serde_json::to_string(self).unwrap_or_default()
+        )
+    }
+
+    /// Splits an encoded binding into its nonce and record; `None` for anything
+    /// else (the empty default included).
+    pub fn decode(text: &str) -> Option<(&str, Binding)> {
+        let (nonce, json) = text.split_once('|')?;
+        let binding = serde_json::from_str(json).ok()?;
+        Some((nonce, binding))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip() {
+        let b = Binding {
+            agent_id: "a-1".into(),
+            tenant_id: Some("t".into()),
+            serial: "0a".into(),
+            not_after: 10,
+            instruments: vec!["AAPL".into()],
+            venues: vec![],
+            scope: serde_json::json!({"instruments": ["AAPL"]}),
+            fingerprint: "ff".into(),
+            method: "gateway".into(),
+        };
+        let text = b.encode("42.1");
+        assert_eq!(Binding::decode(&text), Some(("42.1", b)));
+        assert_eq!(Binding::decode(""), None);
+        assert_eq!(Binding::decode("x|{"), None);
+    }
+
+    #[test]
+    fn registry_wins_over_expiry() {
+        use CertStatus::*;
+        assert_eq!(effective_status(None, 100, 99), Active);
+        assert_eq!(effective_status(None, 100, 100), Expired);
+        assert_eq!(effective_status(Some(Active), 100, 100), Expired);
+        assert_eq!(effective_status(Some(Revoked), 100, 100), Revoked);
+        assert_eq!(effective_status(Some(Suspended), 100, 1), Suspended);
+    }
+
+    #[test]
+    fn status_names_round_trip() {
+        for s in ["active", "suspended", "retired", "revoked", "expired"] {
+            assert_eq!(CertStatus::parse(s).unwrap().as_str(), s);
+        }
+        assert_eq!(CertStatus::parse("ACTIVE"), None);
+    }
+}

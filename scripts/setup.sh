@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Installs everything kakunin_pg needs on a fresh Debian 12 machine. Idempotent:
+# a second run only checks and takes seconds. Must run as root (apt, system dirs).
+set -euo pipefail
+
+PGRX_VERSION=0.18.1
+PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config
+DEBIAN_PACKAGES=(
+  build-essential pkg-config libssl-dev clang libclang-dev openssl sudo
+  postgresql-15 postgresql-server-dev-15 postgresql-contrib
+  postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl pgbouncer
+)
+
+log() { printf '[setup] %s\n' "$*"; }
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "scripts/setup.sh must run as root (it installs Debian packages)" >&2
+  exit 1
+fi
+
+missing=()
+for pkg in "${DEBIAN_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  log "installing Debian packages: ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+fi
+# Debian starts a system cluster and pgbouncer on install; we run our own throwaway ones.
+for svc in postgresql pgbouncer; do
+  systemctl disable --now "$svc" >/dev/null 2>&1 || service "$svc" stop >/dev/null 2>&1 || true
+done
+
+export PATH="$HOME/.cargo/bin:$PATH"
+if ! cargo pgrx --version 2>/dev/null | grep -q "cargo-pgrx $PGRX_VERSION"; then
+  log "installing cargo-pgrx $PGRX_VERSION (a few minutes, once)"
+  cargo install --locked cargo-pgrx --version "=$PGRX_VERSION"
+fi
+
+if ! grep -qs "pg15 = \"$PG_CONFIG\"" "$HOME/.pgrx/config.toml"; then
+  log "pointing pgrx at Debian's PostgreSQL 15"
+  cargo pgrx init --pg15="$PG_CONFIG" >/dev/null
+fi
+
+# initdb and postgres refuse to run as root: tests and the demo use this user.
+if ! id kakunin >/dev/null 2>&1; then
+  log "creating the unprivileged user 'kakunin'"
+  useradd --create-home --shell /bin/bash kakunin
+fi
+log "ready"
