@@ -1,2 +1,49 @@
+//! kakunin_pg: agent identity for row-level security.
+//!
+//! - `binding_setting`: where a binding lives for the transaction, unforgeably.
+//! - `bind`: `kakunin.bind_agent[_session]`, `kakunin.validate_certificate`.
+//! - `certificate`: the validation engine (profile, path, status) and its cache.
+//! - `helpers`: the policy helpers (`kakunin_agent_id()` and friends).
+//! - `registry`: certificate status (`kakunin.certificate_status`).
+//! - `trust`: trust anchors.
+//! - `privilege`: gateway membership, admin checks, acting as the owner.
+
 use pgrx::prelude::*;
+
+mod bind;
+mod binding_setting;
+mod certificate;
+mod error;
+mod helpers;
+mod privilege;
+mod registry;
+mod trust;
+
 ::pgrx::pg_module_magic!(name, version);
+
+pgrx::extension_sql_file!("../sql/bootstrap.sql", name = "bootstrap", bootstrap);
+pgrx::extension_sql_file!("../sql/finalize.sql", name = "finalize", finalize);
+
+/// Declares schema `kakunin` to pgrx so `#[pg_extern(schema = "kakunin")]`
+/// can refer to it; `sql/bootstrap.sql` creates it first, owned by the extension.
+#[pg_schema]
+mod kakunin {}
+
+#[pg_guard]
+pub extern "C-unwind" fn _PG_init() {
+    binding_setting::register();
+}
+
+#[cfg(any(test, feature = "pg_test"))]
+mod pg_tests;
+
+/// Required by `cargo pgrx test`.
+#[cfg(test)]
+pub mod pg_test {
+    pub fn setup(_options: Vec<&str>) {}
+
+    #[must_use]
+    pub fn postgresql_conf_options() -> Vec<&'static str> {
+        vec![]
+    }
+}

@@ -178,6 +178,21 @@ fn scope_oid_der_body() -> Vec<u8> {
     body
 }
 
+/// Subject and notAfter of a CA certificate, for the trust-anchor table.
+pub struct CaSummary {
+    pub subject: String,
+    pub not_after: i64,
+}
+
+pub fn read_ca_summary(der: &[u8]) -> Result<CaSummary, ProfileError> {
+    let (_, cert) =
+        X509Certificate::from_der(der).map_err(|e| ProfileError::Malformed(e.to_string()))?;
+    Ok(CaSummary {
+        subject: cert.subject().to_string(),
+        not_after: cert.validity().not_after.timestamp(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

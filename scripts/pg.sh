@@ -1,0 +1,37 @@
+# Shared by test.sh, demo.sh and bench.sh (sourced, not run): a throwaway
+# PostgreSQL 15 cluster owned by the unprivileged user that setup.sh creates.
+
+PG_BIN=/usr/lib/postgresql/15/bin
+PG_CONFIG=$PG_BIN/pg_config
+RUN_USER=kakunin
+export PATH="$HOME/.cargo/bin:$PATH"
+
+as_run_user() { sudo -u "$RUN_USER" -- "$@"; }
+
+# cluster_start DATA_DIR PORT SOCKET_DIR [extra postgres -c options...]
+cluster_start() {
+  local data=$1 port=$2 sock=$3; shift 3
+  mkdir -p "$sock" && chown "$RUN_USER" "$sock"
+  if [ ! -s "$data/PG_VERSION" ]; then
+    rm -rf "$data" && mkdir -p "$data" && chown "$RUN_USER" "$data"
+    as_run_user "$PG_BIN/initdb" -D "$data" -U "$RUN_USER" --auth=trust -E UTF8 >/dev/null
+  fi
+  if as_run_user "$PG_BIN/pg_ctl" -D "$data" status >/dev/null 2>&1; then
+    as_run_user "$PG_BIN/pg_ctl" -D "$data" -m fast stop >/dev/null
+  fi
+  local opts="-p $port -k $sock -c listen_addresses=''"
+  for o in "$@"; do opts="$opts -c $o"; done
+  as_run_user "$PG_BIN/pg_ctl" -D "$data" -l "$data/server.log" -o "$opts" -w start >/dev/null
+}
+
+cluster_stop() {
+  local data=$1
+  if [ -s "$data/PG_VERSION" ] && as_run_user "$PG_BIN/pg_ctl" -D "$data" status >/dev/null 2>&1; then
+    as_run_user "$PG_BIN/pg_ctl" -D "$data" -m fast stop >/dev/null
+  fi
+}
+
+# Builds and installs this extension into Debian's PostgreSQL 15.
+install_extension() {
+  cargo pgrx install --pg-config "$PG_CONFIG" >/dev/null
+}

@@ -1,0 +1,77 @@
+-- kakunin_pg: roles, schema and tables. Runs before the generated functions.
+
+-- Roles are cluster-wide and may already exist (another database, an earlier
+-- install); they are created NOLOGIN and left in place by DROP EXTENSION.
+DO $roles$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'kakunin_gateway') THEN
+        CREATE ROLE kakunin_gateway NOLOGIN;
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'kakunin_admin') THEN
+        CREATE ROLE kakunin_admin NOLOGIN;
+    END IF;
+END
+$roles$;
+COMMENT ON ROLE kakunin_gateway IS
+    'kakunin_pg: members may bind an agent certificate without proof of possession (they terminated mTLS themselves)';
+COMMENT ON ROLE kakunin_admin IS
+    'kakunin_pg: members manage trust anchors and certificate status';
+
+-- Plain CREATE SCHEMA, not IF NOT EXISTS: a schema somebody created beforehand
+-- could hold objects we would then trust.
+CREATE SCHEMA kakunin;
+COMMENT ON SCHEMA kakunin IS 'kakunin_pg: agent identity, trust anchors and certificate status';
+
+CREATE TABLE kakunin.trust_anchors (
+    name        text PRIMARY KEY CHECK (length(name) BETWEEN 1 AND 200),
+    fingerprint text NOT NULL UNIQUE,
+    subject     text NOT NULL,
+    certificate bytea NOT NULL,
+    not_after   timestamptz NOT NULL,
+    added_at    timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    added_by    text NOT NULL DEFAULT CURRENT_USER
+);
+COMMENT ON TABLE kakunin.trust_anchors IS
+    'CA certificates an agent certificate must chain to. Change it with kakunin.add_trust_anchor / kakunin.remove_trust_anchor.';
+
+-- One row whose generation changes with every change to trust_anchors, so a
+-- backend can tell in one probe whether its cached anchors are still current.
+CREATE TABLE kakunin.trust_store_state (
+    singleton  boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+    generation bigint NOT NULL
+);
+INSERT INTO kakunin.trust_store_state (generation) VALUES (1);
+COMMENT ON TABLE kakunin.trust_store_state IS 'Generation counter of kakunin.trust_anchors (internal).';
+
+CREATE FUNCTION kakunin.bump_trust_generation() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog AS $$
+BEGIN
+    UPDATE kakunin.trust_store_state SET generation = generation + 1;
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION kakunin.bump_trust_generation() IS 'Trigger: invalidates cached trust anchors in every backend (internal).';
+CREATE TRIGGER bump_generation
+    AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON kakunin.trust_anchors
+    FOR EACH STATEMENT EXECUTE FUNCTION kakunin.bump_trust_generation();
+
+CREATE TABLE kakunin.certificate_status (
+    serial     text PRIMARY KEY CHECK (serial ~ '^[0-9a-f]+$'),
+    status     text NOT NULL CHECK (status IN ('suspended', 'retired', 'revoked')),
+    reason     text,
+    changed_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    changed_by text NOT NULL DEFAULT CURRENT_USER
+);
+COMMENT ON TABLE kakunin.certificate_status IS
+    'Local revocation registry: serial (lowercase hex) -> suspended, retired or revoked. A serial not listed is active. Write it with kakunin.set_certificate_status.';
+
+-- Proof-of-possession token ids seen within their five-minute window.
+CREATE TABLE kakunin.proof_replay (
+    fingerprint text NOT NULL,
+    jti         text NOT NULL,
+    expires_at  timestamptz NOT NULL,
+    PRIMARY KEY (fingerprint, jti)
+);
+CREATE INDEX ON kakunin.proof_replay (expires_at);
+COMMENT ON TABLE kakunin.proof_replay IS
+    'jti of each accepted proof of possession, per certificate, until its window closes (internal).';

@@ -1,0 +1,50 @@
+-- kakunin_pg: the bind procedure, grants and documentation. Runs after the
+-- generated functions.
+
+CREATE PROCEDURE kakunin.bind_agent_session(certificate text, proof text DEFAULT NULL)
+LANGUAGE sql
+AS $$ SELECT kakunin.bind_agent(certificate, proof) $$;
+
+-- Everyone may try to bind: the certificate and the proof decide.
+GRANT USAGE ON SCHEMA kakunin TO PUBLIC;
+
+-- Binding reads these as the caller. Certificates and their status are public
+-- information (as OCSP answers are); reasons and audit columns are not.
+GRANT SELECT ON kakunin.trust_anchors, kakunin.trust_store_state TO PUBLIC;
+GRANT SELECT (serial, status) ON kakunin.certificate_status TO PUBLIC;
+
+-- Administration: EXECUTE for kakunin_admin only (each function re-checks),
+-- the writes themselves happen as the extension owner.
+REVOKE EXECUTE ON FUNCTION kakunin.add_trust_anchor(text, text) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION kakunin.remove_trust_anchor(text) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION kakunin.set_certificate_status(text, text, text) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION kakunin.bump_trust_generation() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION kakunin.add_trust_anchor(text, text) TO kakunin_admin;
+GRANT EXECUTE ON FUNCTION kakunin.remove_trust_anchor(text) TO kakunin_admin;
+GRANT EXECUTE ON FUNCTION kakunin.set_certificate_status(text, text, text) TO kakunin_admin;
+GRANT SELECT ON ALL TABLES IN SCHEMA kakunin TO kakunin_admin;
+
+COMMENT ON PROCEDURE kakunin.bind_agent_session(text, text) IS
+    'Validates an agent certificate (PEM chain or base64 DER) and binds its identity, status and financial scope until the end of the current transaction. proof: a compact JWS signed by the certificate key (required unless the caller is a kakunin_gateway member).';
+COMMENT ON FUNCTION kakunin.bind_agent(text, text) IS
+    'Same as CALL kakunin.bind_agent_session, as a function returning what was bound (agent_id, tenant_id, serial, status, scope, not_after, method).';
+COMMENT ON FUNCTION kakunin.validate_certificate(text, timestamptz) IS
+    'Validates a certificate at a given time without binding: {valid, reason, status, serial, agent_id, tenant_id, not_before, not_after, scope}.';
+COMMENT ON FUNCTION kakunin.add_trust_anchor(text, text) IS
+    'Trusts a CA certificate (PEM or base64 DER) under a unique name. kakunin_admin only.';
+COMMENT ON FUNCTION kakunin.remove_trust_anchor(text) IS
+    'Stops trusting the named anchor; true if it existed. kakunin_admin only.';
+COMMENT ON FUNCTION kakunin.set_certificate_status(text, text, text) IS
+    'Sets a serial''s status to suspended, retired or revoked (with a reason), or back to active. Effective for the next statement of every session. kakunin_admin only.';
+COMMENT ON FUNCTION kakunin_agent_id() IS 'Policy helper: the bound agent id, or NULL.';
+COMMENT ON FUNCTION kakunin_cert_status() IS
+    'Policy helper: the bound certificate''s status (active, suspended, retired, revoked, expired), re-read once per statement; NULL when nothing is bound.';
+COMMENT ON FUNCTION kakunin_active_agent_id() IS
+    'Policy helper: the bound agent id while its certificate is active, else NULL (fail-closed).';
+COMMENT ON FUNCTION kakunin_permitted_instruments() IS
+    'Policy helper: instruments in the bound financial scope; empty array when nothing is bound.';
+COMMENT ON FUNCTION kakunin_permitted_venues() IS
+    'Policy helper: venues in the bound financial scope; empty array when nothing is bound.';
+COMMENT ON FUNCTION kakunin_scope() IS 'Policy helper: the whole bound financial scope (instruments, venues, limits), or NULL.';
+COMMENT ON FUNCTION kakunin_tenant_id() IS 'Policy helper: the bound tenant id, or NULL.';
+COMMENT ON FUNCTION kakunin_cert_serial() IS 'Policy helper: the bound certificate serial (lowercase hex), or NULL.';

@@ -1,0 +1,171 @@
+//! `kakunin.bind_agent` (and the procedure `kakunin.bind_agent_session` over it)
+//! and `kakunin.validate_certificate`.
+
+use kakunin_core::binding::{Binding, CertStatus};
+use kakunin_core::{proof, rfc3339};
+use pgrx::prelude::*;
+use serde_json::json;
+
+use crate::certificate::{self, Checked};
+use crate::error::{spi_failed, KakuninError, OrRaise};
+use crate::{binding_setting, privilege, registry};
+
+fn identity(message: impl Into<String>) -> KakuninError {
+    KakuninError::Identity(message.into())
+}
+
+/// Binds the agent identity of `certificate` for the rest of the transaction.
+/// Returns what was bound. Members of `kakunin_gateway` may omit `proof`;
+/// everyone else must prove possession of the certificate's key.
+#[pg_extern(schema = "kakunin", volatile, parallel_unsafe)]
+fn bind_agent(certificate: Option<&str>, proof: default!(Option<&str>, "NULL")) -> pgrx::JsonB {
+    let certificate = certificate
+        .ok_or_else(|| identity("certificate must not be NULL"))
+        .or_raise();
+    let now = registry::now_unix();
+    let checked = certificate::check(certificate, now)
+        .map_err(|refusal| identity(refusal.message))
+        .or_raise();
+    let gateway = privilege::caller_is_gateway();
+
+    let method = if gateway && proof.is_none() {
+        "gateway"
+    } else {
+        let jws = proof
+            .ok_or_else(|| {
+                identity(
+                    "proof of possession required: only members of kakunin_gateway may bind with a certificate alone",
+                )
+            })
+            .or_raise();
+        check_proof(jws, &checked, now);
+        "proof"
+    };
+
+    if let Some(current) = binding_setting::current() {
+        if current.agent_id != checked.profile.agent_id && !gateway {
+            identity(format!(
+                "agent \"{}\" is already bound in this transaction; only kakunin_gateway members may bind a different agent",
+                current.agent_id
+            ))
+            .raise();
+        }
+    }
+
+    let profile = &checked.profile;
+    let binding = Binding {
+        agent_id: profile.agent_id.clone(),
+        tenant_id: profile.tenant_id.clone(),
+        serial: profile.serial.clone(),
+        not_after: profile.not_after,
+        instruments: profile.scope.instruments.clone(),
+        venues: profile.scope.venues.clone(),
+        scope: profile.scope.to_json(),
+        fingerprint: checked.fingerprint.clone(),
+        method: method.to_string(),
+    };
+    binding_setting::set_local(&binding);
+
+    // SAFETY: IsTransactionBlock only reads the transaction state.
+    if !unsafe { pgrx::pg_sys::IsTransactionBlock() } {
+        ereport!(
+            WARNING,
+            PgSqlErrorCode::ERRCODE_NO_ACTIVE_SQL_TRANSACTION,
+            "kakunin.bind_agent_session outside a transaction block binds for this statement only",
+            "Run it after BEGIN, like SET LOCAL, so that later statements see the binding."
+        );
+    }
+
+    pgrx::JsonB(json!({
+        "agent_id": binding.agent_id,
+        "tenant_id": binding.tenant_id,
+        "serial": binding.serial,
+        "status": checked.status.as_str(),
+        "scope": binding.scope,
+        "not_after": rfc3339(binding.not_after),
+        "method": method,
+    }))
+}
+
+/// Verifies the proof and records its `jti` so it cannot be used again while
+/// it is fresh.
+fn check_proof(jws: &str, checked: &Checked, now: i64) {
+    let claims = proof::verify(
+        jws,
+        &checked.profile.spki_der,
+        &privilege::database_name(),
+        now,
+    )
+    .map_err(|e| identity(e.to_string()))
+    .or_raise();
+    // A jti must stay recorded for as long as its iat keeps the proof fresh.
+    let expires = claims.iat + proof::MAX_AGE_SECONDS + proof::MAX_FUTURE_SKEW_SECONDS;
+    let fresh = privilege::as_extension_owner(|| {
+        Spi::connect_mut(|client| {
+            client.update(
+                "DELETE FROM kakunin.proof_replay WHERE expires_at OPERATOR(pg_catalog.<) pg_catalog.now()",
+                None,
+                &[],
+            )?;
+            let inserted = client.update(
+                "INSERT INTO kakunin.proof_replay (fingerprint, jti, expires_at)
+                 VALUES ($1, $2, pg_catalog.to_timestamp($3))
+                 ON CONFLICT DO NOTHING",
+                None,
+                &[
+                    checked.fingerprint.as_str().into(),
+                    claims.jti.as_str().into(),
+                    (expires as f64).into(),
+                ],
+            )?;
+            Ok::<_, pgrx::spi::Error>(inserted.len() == 1)
+        })
+    })
+    .unwrap_or_else(|e| spi_failed("record the proof's jti", e));
+    if !fresh {
+        identity(format!(
+            "proof of possession refused: jti \"{}\" was already used (replay)",
+            claims.jti
+        ))
+        .raise();
+    }
+}
+
+/// Validates a certificate without binding it, with the same engine bind uses.
+#[pg_extern(schema = "kakunin", stable, parallel_restricted, strict)]
+fn validate_certificate(
+    certificate: &str,
+    at: default!(pgrx::datum::TimestampWithTimeZone, "pg_catalog.now()"),
+) -> pgrx::JsonB {
+    let at_unix = registry::pg_timestamp_to_unix(at.into_inner());
+    let result = match certificate::check(certificate, at_unix) {
+        Ok(checked) => {
+            let p = &checked.profile;
+            let valid = checked.status == CertStatus::Active;
+            json!({
+                "valid": valid,
+                "reason": if valid { None } else { Some(checked.status.as_str()) },
+                "status": checked.status.as_str(),
+                "serial": p.serial,
+                "agent_id": p.agent_id,
+                "tenant_id": p.tenant_id,
+                "not_before": rfc3339(p.not_before),
+                "not_after": rfc3339(p.not_after),
+                "scope": p.scope.to_json(),
+            })
+        }
+        Err(refusal) => json!({
+            "valid": false,
+            "reason": refusal.reason,
+            "detail": refusal.message,
+            "status": null,
+            "serial": null,
+            "agent_id": null,
+            "tenant_id": null,
+            "not_before": null,
+            "not_after": null,
+            "scope": null,
+        }),
+    };
+    pgrx::JsonB(result)
+}

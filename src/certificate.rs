@@ -1,0 +1,153 @@
+//! The validation engine shared by bind and `kakunin.validate_certificate`:
+//! decode, read the agent profile, validate the path to a trust anchor, and
+//! read the registry status.
+//!
+//! A per-backend cache keyed by the SHA-256 of the caller's input keeps the
+//! parsing and the path validation of a repeated certificate; the trust-store
+//! generation and the registry are probed on every call, so a new anchor set
+//! or a status change takes effect at once.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use kakunin_core::binding::{effective_status, CertStatus};
+use kakunin_core::chain::{self, ChainError, ChainVerdict};
+use kakunin_core::profile::{read_profile, AgentProfile, ProfileError};
+use kakunin_core::{certificate_input, sha256_hex};
+use sha2::{Digest, Sha256};
+
+use crate::{registry, trust};
+
+/// A chain verdict is reused for at most this long, so an intermediate that
+/// expires is noticed within a minute even if the leaf has not expired.
+const VERDICT_TTL_SECONDS: i64 = 60;
+const CACHE_CAPACITY: usize = 256;
+
+/// Why a certificate was refused; `reason` is the stable code that
+/// `validate_certificate` reports, `message` what bind raises.
+#[derive(Debug, Clone)]
+pub struct Refusal {
+    pub reason: &'static str,
+    pub message: String,
+}
+
+impl From<certificate_input::InputError> for Refusal {
+    fn from(e: certificate_input::InputError) -> Self {
+        Refusal {
+            reason: "malformed",
+            message: e.to_string(),
+        }
+    }
+}
+
+impl From<ProfileError> for Refusal {
+    fn from(e: ProfileError) -> Self {
+        let reason = match e {
+            ProfileError::Malformed(_) => "malformed",
+            ProfileError::MissingAgentUri => "missing_agent_uri",
+            ProfileError::MultipleAgentUris => "multiple_agent_uris",
+            ProfileError::MultipleTenantUris => "multiple_tenant_uris",
+            ProfileError::BadIdentifier(_) => "bad_identifier",
+            ProfileError::BadScope(_) => "bad_scope",
+        };
+        Refusal {
+            reason,
+            message: e.to_string(),
+        }
+    }
+}
+
+impl From<ChainError> for Refusal {
+    fn from(e: ChainError) -> Self {
+        Refusal {
+            reason: e.reason(),
+            message: e.to_string(),
+        }
+    }
+}
+
+/// A genuine agent certificate and its status at the time asked.
+pub struct Checked {
+    pub profile: Rc<AgentProfile>,
+    pub fingerprint: String,
+    pub status: CertStatus,
+}
+
+struct Parsed {
+    ders: Vec<Vec<u8>>,
+    profile: Rc<AgentProfile>,
+    fingerprint: String,
+    /// (trust generation, checked at, verdict)
+    verdict: Option<(i64, i64, Result<ChainVerdict, ChainError>)>,
+}
+
+thread_local! {
+    static CACHE: RefCell<HashMap<[u8; 32], Rc<RefCell<Parsed>>>> = RefCell::new(HashMap::new());
+}
+
+fn parse(input: &str) -> Result<Rc<RefCell<Parsed>>, Refusal> {
+    let key: [u8; 32] = Sha256::digest(input.as_bytes()).into();
+    if let Some(hit) = CACHE.with(|c| c.borrow().get(&key).cloned()) {
+        return Ok(hit);
+    }
+    let ders = certificate_input::decode(input)?;
+    let profile = read_profile(&ders[0])?;
+    let parsed = Rc::new(RefCell::new(Parsed {
+        fingerprint: sha256_hex(&ders[0]),
+        ders,
+        profile: Rc::new(profile),
+        verdict: None,
+    }));
+    CACHE.with(|c| {
+        let mut cache = c.borrow_mut();
+        if cache.len() >= CACHE_CAPACITY {
+            cache.clear();
+        }
+        cache.insert(key, parsed.clone());
+    });
+    Ok(parsed)
+}
+
+/// Validates `input` at `at` (unix seconds). `Ok` means the certificate is
+/// genuine; its status may still be anything but active.
+pub fn check(input: &str, at: i64) -> Result<Checked, Refusal> {
+    let parsed = parse(input)?;
+    let mut parsed = parsed.borrow_mut();
+    let lookup = registry::lookup(&parsed.profile.serial);
+    let now = registry::now_unix();
+    let reusable = |(generation, checked_at, _): &(i64, i64, Result<ChainVerdict, ChainError>)| {
+        *generation == lookup.trust_generation
+            && at == now
+            && (0..VERDICT_TTL_SECONDS).contains(&(now - checked_at))
+    };
+    let verdict = match parsed.verdict.as_ref().filter(|v| reusable(v)) {
+        Some((_, _, verdict)) => verdict.clone(),
+        None => {
+            let anchors = trust::anchors(lookup.trust_generation);
+            let verdict = chain::verify(
+                &parsed.ders[0],
+                &parsed.ders[1..],
+                &anchors,
+                at,
+                parsed.profile.not_after,
+            );
+            if at == now {
+                parsed.verdict = Some((lookup.trust_generation, now, verdict.clone()));
+            }
+            verdict
+        }
+    }?;
+    let status = match verdict {
+        ChainVerdict::Expired => match lookup.registry {
+            Some(s) if s != CertStatus::Active => s,
+            _ => CertStatus::Expired,
+        },
+        ChainVerdict::Valid => effective_status(lookup.registry, parsed.profile.not_after, at),
+    };
+    Ok(Checked {
+        profile: parsed.profile.clone(),
+        fingerprint: parsed.fingerprint.clone(),
+        status,
+    })
+}

@@ -1,0 +1,116 @@
+//! Who the caller is, and acting as the extension's owner for bookkeeping the
+//! caller may not touch directly.
+
+use std::cell::Cell;
+use std::ffi::CStr;
+
+use pgrx::pg_sys;
+use pgrx::prelude::*;
+
+use crate::error::spi_failed;
+
+pub const GATEWAY_ROLE: &CStr = c"kakunin_gateway";
+
+/// Members of `kakunin_gateway` (and superusers) may bind with a certificate
+/// alone: they terminated mTLS themselves. Checked against the current user, so
+/// after `SET LOCAL ROLE authenticated` the caller is no longer a gateway.
+pub fn caller_is_gateway() -> bool {
+    // SAFETY: get_role_oid with missing_ok = true returns InvalidOid instead of raising;
+    // GetUserId and is_member_of_role only read catalog state.
+    unsafe {
+        let gateway = pg_sys::get_role_oid(GATEWAY_ROLE.as_ptr(), true);
+        gateway != pg_sys::InvalidOid && pg_sys::is_member_of_role(pg_sys::GetUserId(), gateway)
+    }
+}
+
+/// Name of the current database (a proof's `aud` must equal it).
+pub fn database_name() -> String {
+    // SAFETY: MyDatabaseId is valid in a backend connected to a database;
+    // get_database_name returns a palloc'd copy or NULL.
+    let name = unsafe { pg_sys::get_database_name(pg_sys::MyDatabaseId) };
+    if name.is_null() {
+        return String::new();
+    }
+    // SAFETY: non-NULL result is a NUL-terminated palloc'd string.
+    unsafe { CStr::from_ptr(name) }
+        .to_string_lossy()
+        .into_owned()
+}
+
+thread_local! {
+    static OWNER: Cell<Option<pg_sys::Oid>> = const { Cell::new(None) };
+}
+
+fn extension_owner() -> pg_sys::Oid {
+    if let Some(owner) = OWNER.get() {
+        return owner;
+    }
+    let owner = Spi::get_one::<pg_sys::Oid>(
+        "SELECT nspowner FROM pg_catalog.pg_namespace WHERE nspname OPERATOR(pg_catalog.=) 'kakunin'",
+    )
+    .unwrap_or_else(|e| spi_failed("find the owner of schema kakunin", e))
+    .unwrap_or_else(|| spi_failed("find schema kakunin", pgrx::spi::Error::NoTupleTable));
+    OWNER.set(Some(owner));
+    owner
+}
+
+/// Runs `f` as the owner of schema `kakunin`, the way PostgreSQL runs foreign
+/// key checks as the table owner: the caller needs no privilege on our
+/// bookkeeping tables, and cannot use it to write them directly. An error
+/// inside `f` aborts the (sub)transaction, which restores the user itself.
+pub fn as_extension_owner<R>(f: impl FnOnce() -> R) -> R {
+    let owner = extension_owner();
+    let (mut saved_user, mut saved_context) = (pg_sys::InvalidOid, 0);
+    // SAFETY: reads the current user and security context into locals.
+    unsafe { pg_sys::GetUserIdAndSecContext(&mut saved_user, &mut saved_context) };
+    // SAFETY: SECURITY_LOCAL_USERID_CHANGE marks the switch as local, as
+    // SECURITY DEFINER calls do; transaction abort restores the saved values.
+    unsafe {
+        pg_sys::SetUserIdAndSecContext(
+            owner,
+            saved_context | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32,
+        )
+    };
+    struct Restore(pg_sys::Oid, i32);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            // SAFETY: restores exactly what GetUserIdAndSecContext returned.
+            unsafe { pg_sys::SetUserIdAndSecContext(self.0, self.1) };
+        }
+    }
+    let _restore = Restore(saved_user, saved_context);
+    f()
+}
+
+/// Name of the current user (before any switch to the owner), for `changed_by`.
+pub fn current_user_name() -> String {
+    // SAFETY: GetUserNameFromId with noerr = true returns NULL for a dropped role.
+    let name = unsafe { pg_sys::GetUserNameFromId(pg_sys::GetUserId(), true) };
+    if name.is_null() {
+        return String::new();
+    }
+    // SAFETY: non-NULL result is a NUL-terminated palloc'd string.
+    unsafe { CStr::from_ptr(name) }
+        .to_string_lossy()
+        .into_owned()
+}
+
+pub const ADMIN_ROLE: &CStr = c"kakunin_admin";
+
+/// EXECUTE on the admin functions is granted to `kakunin_admin` only; this check
+/// keeps that true even if someone later grants EXECUTE more widely.
+pub fn require_admin(function: &str) {
+    // SAFETY: as in caller_is_gateway.
+    let allowed = unsafe {
+        let admin = pg_sys::get_role_oid(ADMIN_ROLE.as_ptr(), true);
+        let user = pg_sys::GetUserId();
+        (admin != pg_sys::InvalidOid && pg_sys::has_privs_of_role(user, admin))
+            || pg_sys::has_privs_of_role(user, extension_owner())
+    };
+    if !allowed {
+        crate::error::KakuninError::Privilege(format!(
+            "permission denied for {function}: only members of kakunin_admin may call it"
+        ))
+        .raise();
+    }
+}

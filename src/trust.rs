@@ -1,0 +1,133 @@
+//! Trust anchors: the CA certificates agent certificates must chain to.
+//! Stored in `kakunin.trust_anchors`, cached per backend by generation.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use kakunin_core::certificate_input;
+use kakunin_core::chain;
+use pgrx::prelude::*;
+
+use crate::error::{spi_failed, KakuninError, OrRaise};
+use crate::privilege;
+
+struct CachedAnchors {
+    generation: i64,
+    ders: Rc<Vec<Vec<u8>>>,
+}
+
+thread_local! {
+    static ANCHORS: RefCell<Option<CachedAnchors>> = const { RefCell::new(None) };
+}
+
+/// The anchors of trust-store `generation` (see `registry::lookup`), read from
+/// the table only when the generation moved.
+pub fn anchors(generation: i64) -> Rc<Vec<Vec<u8>>> {
+    if let Some(ders) = ANCHORS.with(|a| {
+        a.borrow()
+            .as_ref()
+            .filter(|c| c.generation == generation)
+            .map(|c| c.ders.clone())
+    }) {
+        return ders;
+    }
+    let ders: Vec<Vec<u8>> = Spi::connect(|client| {
+        client
+            .select("SELECT certificate FROM kakunin.trust_anchors", None, &[])?
+            .map(|row| row.get::<Vec<u8>>(1))
+            .collect::<Result<Vec<_>, _>>()
+    })
+    .unwrap_or_else(|e| spi_failed("read kakunin.trust_anchors", e))
+    .into_iter()
+    .flatten()
+    .collect();
+    let ders = Rc::new(ders);
+    ANCHORS.with(|a| {
+        *a.borrow_mut() = Some(CachedAnchors {
+            generation,
+            ders: ders.clone(),
+        })
+    });
+    ders
+}
+
+/// `kakunin.add_trust_anchor(pem, name)`: trusts a CA certificate (root or
+/// intermediate). Refuses anything that is not a parseable CA certificate.
+#[pg_extern(schema = "kakunin", volatile, parallel_unsafe)]
+fn add_trust_anchor(pem: Option<&str>, name: Option<&str>) -> pgrx::JsonB {
+    privilege::require_admin("kakunin.add_trust_anchor");
+    let pem = pem.ok_or(KakuninError::NullArgument("pem")).or_raise();
+    let name = name.ok_or(KakuninError::NullArgument("name")).or_raise();
+    if name.is_empty() || name.len() > 200 {
+        KakuninError::InvalidArgument("trust anchor name must be 1 to 200 bytes".into()).raise();
+    }
+    let ders = certificate_input::decode(pem)
+        .map_err(|e| KakuninError::InvalidArgument(format!("trust anchor: {e}")))
+        .or_raise();
+    let [der] = ders.as_slice() else {
+        KakuninError::InvalidArgument(format!(
+            "trust anchor: expected one certificate, got {}",
+            ders.len()
+        ))
+        .raise();
+    };
+    chain::check_anchor(der)
+        .map_err(|e| KakuninError::InvalidArgument(format!("trust anchor is {e}")))
+        .or_raise();
+    let info = kakunin_core::profile::read_ca_summary(der)
+        .map_err(|e| KakuninError::InvalidArgument(format!("trust anchor is {e}")))
+        .or_raise();
+    let fingerprint = kakunin_core::sha256_hex(der);
+    let actor = privilege::current_user_name();
+    let inserted = privilege::as_extension_owner(|| {
+        Spi::get_one_with_args::<String>(
+            "INSERT INTO kakunin.trust_anchors (name, fingerprint, subject, certificate, not_after, added_by)
+             VALUES ($1, $2, $3, $4, pg_catalog.to_timestamp($5), $6)
+             ON CONFLICT DO NOTHING
+             RETURNING name",
+            &[
+                name.into(),
+                fingerprint.as_str().into(),
+                info.subject.as_str().into(),
+                der.as_slice().into(),
+                (info.not_after as f64).into(),
+                actor.as_str().into(),
+            ],
+        )
+    });
+    match inserted {
+        Ok(Some(_)) => {}
+        Ok(None) | Err(pgrx::spi::Error::InvalidPosition) => {
+            KakuninError::InvalidArgument(format!(
+                "a trust anchor named \"{name}\" or with fingerprint {fingerprint} already exists"
+            ))
+            .raise()
+        }
+        Err(e) => spi_failed("write kakunin.trust_anchors", e),
+    }
+    pgrx::JsonB(serde_json::json!({
+        "name": name,
+        "fingerprint": fingerprint,
+        "subject": info.subject,
+        "not_after": info.not_after,
+    }))
+}
+
+/// `kakunin.remove_trust_anchor(name)`: stops trusting an anchor; true if one was removed.
+#[pg_extern(schema = "kakunin", volatile, parallel_unsafe)]
+fn remove_trust_anchor(name: Option<&str>) -> bool {
+    privilege::require_admin("kakunin.remove_trust_anchor");
+    let name = name.ok_or(KakuninError::NullArgument("name")).or_raise();
+    privilege::as_extension_owner(|| {
+        Spi::get_one_with_args::<String>(
+            "DELETE FROM kakunin.trust_anchors WHERE name OPERATOR(pg_catalog.=) $1 RETURNING name",
+            &[name.into()],
+        )
+    })
+    .map(|removed| removed.is_some())
+    .or_else(|e| match e {
+        pgrx::spi::Error::InvalidPosition => Ok(false),
+        e => Err(e),
+    })
+    .unwrap_or_else(|e| spi_failed("write kakunin.trust_anchors", e))
+}
