@@ -79,31 +79,34 @@ fn add_trust_anchor(pem: Option<&str>, name: Option<&str>) -> pgrx::JsonB {
         .or_raise();
     let fingerprint = kakunin_core::sha256_hex(der);
     let actor = privilege::current_user_name();
+    // No row limit on these writes: with SPI's tcount the executor stops early
+    // and the statement trigger that bumps the trust generation does not fire.
     let inserted = privilege::as_extension_owner(|| {
-        Spi::get_one_with_args::<String>(
-            "INSERT INTO kakunin.trust_anchors (name, fingerprint, subject, certificate, not_after, added_by)
-             VALUES ($1, $2, $3, $4, pg_catalog.to_timestamp($5), $6)
-             ON CONFLICT DO NOTHING
-             RETURNING name",
-            &[
-                name.into(),
-                fingerprint.as_str().into(),
-                info.subject.as_str().into(),
-                der.as_slice().into(),
-                (info.not_after as f64).into(),
-                actor.as_str().into(),
-            ],
-        )
-    });
-    match inserted {
-        Ok(Some(_)) => {}
-        Ok(None) | Err(pgrx::spi::Error::InvalidPosition) => {
-            KakuninError::InvalidArgument(format!(
-                "a trust anchor named \"{name}\" or with fingerprint {fingerprint} already exists"
-            ))
-            .raise()
-        }
-        Err(e) => spi_failed("write kakunin.trust_anchors", e),
+        Spi::connect_mut(|client| {
+            client
+                .update(
+                    "INSERT INTO kakunin.trust_anchors (name, fingerprint, subject, certificate, not_after, added_by)
+                     VALUES ($1, $2, $3, $4, pg_catalog.to_timestamp($5), $6)
+                     ON CONFLICT DO NOTHING",
+                    None,
+                    &[
+                        name.into(),
+                        fingerprint.as_str().into(),
+                        info.subject.as_str().into(),
+                        der.as_slice().into(),
+                        (info.not_after as f64).into(),
+                        actor.as_str().into(),
+                    ],
+                )
+                .map(|table| table.len())
+        })
+    })
+    .unwrap_or_else(|e| spi_failed("write kakunin.trust_anchors", e));
+    if inserted == 0 {
+        KakuninError::InvalidArgument(format!(
+            "a trust anchor named \"{name}\" or with fingerprint {fingerprint} already exists"
+        ))
+        .raise();
     }
     pgrx::JsonB(serde_json::json!({
         "name": name,
@@ -118,16 +121,17 @@ fn add_trust_anchor(pem: Option<&str>, name: Option<&str>) -> pgrx::JsonB {
 fn remove_trust_anchor(name: Option<&str>) -> bool {
     privilege::require_admin("kakunin.remove_trust_anchor");
     let name = name.ok_or(KakuninError::NullArgument("name")).or_raise();
-    privilege::as_extension_owner(|| {
-        Spi::get_one_with_args::<String>(
-            "DELETE FROM kakunin.trust_anchors WHERE name OPERATOR(pg_catalog.=) $1 RETURNING name",
-            &[name.into()],
-        )
+    let removed = privilege::as_extension_owner(|| {
+        Spi::connect_mut(|client| {
+            client
+                .update(
+                    "DELETE FROM kakunin.trust_anchors WHERE name OPERATOR(pg_catalog.=) $1",
+                    None,
+                    &[name.into()],
+                )
+                .map(|table| table.len())
+        })
     })
-    .map(|removed| removed.is_some())
-    .or_else(|e| match e {
-        pgrx::spi::Error::InvalidPosition => Ok(false),
-        e => Err(e),
-    })
-    .unwrap_or_else(|e| spi_failed("write kakunin.trust_anchors", e))
+    .unwrap_or_else(|e| spi_failed("write kakunin.trust_anchors", e));
+    removed > 0
 }

@@ -42,3 +42,42 @@ INSERT INTO behavior_events (agent_id, event_type) VALUES
 SET ROLE admin_user;
 SELECT kakunin.add_trust_anchor(pem, 'test root') FROM kakunin_test.certs WHERE name = 'root-ca';
 RESET ROLE;
+
+-- Helpers for the test files.
+CREATE FUNCTION kakunin_test.cert(name text) RETURNS text
+LANGUAGE sql STABLE AS $$ SELECT pem FROM kakunin_test.certs c WHERE c.name = cert.name $$;
+CREATE FUNCTION kakunin_test.proof(name text) RETURNS text
+LANGUAGE sql STABLE AS $$ SELECT jws FROM kakunin_test.proofs p WHERE p.name = proof.name $$;
+
+-- 'SQLSTATE: message' of the error `sql` raises, or 'ok'. Runs in a
+-- subtransaction, so whatever `sql` did is rolled back either way.
+CREATE FUNCTION kakunin_test.error_of(sql text) RETURNS text
+LANGUAGE plpgsql AS $$
+BEGIN
+    EXECUTE sql;
+    RETURN 'ok';
+EXCEPTION WHEN OTHERS THEN
+    RETURN SQLSTATE || ': ' || SQLERRM;
+END $$;
+
+-- pgTAP keeps its state in temporary tables owned by whoever called plan();
+-- tests that SET ROLE need them shared.
+CREATE PROCEDURE kakunin_test.share_pgtap() LANGUAGE plpgsql AS $$
+DECLARE r record;
+BEGIN
+    FOR r IN SELECT c.oid::regclass AS rel FROM pg_class c
+             WHERE c.relnamespace = pg_my_temp_schema() AND c.relkind IN ('r', 'S')
+    LOOP
+        EXECUTE format('GRANT ALL ON %s TO PUBLIC', r.rel);
+    END LOOP;
+    EXECUTE format('GRANT USAGE ON SCHEMA %s TO PUBLIC', pg_my_temp_schema()::regnamespace);
+END $$;
+
+-- The seed's baseline: policy helpers that read plain custom settings. Any
+-- role can set those, which is the attack 05_spoofing.sql demonstrates.
+CREATE FUNCTION seed_agent_id() RETURNS text LANGUAGE sql STABLE
+AS $$ SELECT current_setting('app.agent_id', true) $$;
+CREATE FUNCTION seed_cert_status() RETURNS text LANGUAGE sql STABLE
+AS $$ SELECT current_setting('app.cert_status', true) $$;
+CREATE FUNCTION seed_permitted_instruments() RETURNS text[] LANGUAGE sql STABLE
+AS $$ SELECT string_to_array(current_setting('app.permitted_instruments', true), ',') $$;
