@@ -3,7 +3,7 @@
 
 PG_BIN=/usr/lib/postgresql/15/bin
 PG_CONFIG=$PG_BIN/pg_config
-RUN_USER=kakunin
+RUN_USER=pgrunner  # not "kakunin": "$user" in search_path would resolve to our schema
 export PATH="$HOME/.cargo/bin:$PATH"
 
 as_run_user() { sudo -u "$RUN_USER" -- "$@"; }

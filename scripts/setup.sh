@@ -44,8 +44,8 @@ if ! grep -qs "pg15 = \"$PG_CONFIG\"" "$HOME/.pgrx/config.toml"; then
 fi
 
 # initdb and postgres refuse to run as root: tests and the demo use this user.
-if ! id kakunin >/dev/null 2>&1; then
-  log "creating the unprivileged user 'kakunin'"
-  useradd --create-home --shell /bin/bash kakunin
+if ! id pgrunner >/dev/null 2>&1; then
+  log "creating the unprivileged user 'pgrunner'"
+  useradd --create-home --shell /bin/bash pgrunner
 fi
 log "ready"

@@ -6,6 +6,7 @@
 //! - `helpers`: the policy helpers (`kakunin_agent_id()` and friends).
 //! - `registry`: certificate status (`kakunin.certificate_status`).
 //! - `trust`: trust anchors.
+//! - `spi_read`: read-only SPI with kept plans, safe inside parallel queries.
 //! - `privilege`: gateway membership, admin checks, acting as the owner.
 
 use pgrx::prelude::*;
@@ -17,6 +18,7 @@ mod error;
 mod helpers;
 mod privilege;
 mod registry;
+mod spi_read;
 mod trust;
 
 ::pgrx::pg_module_magic!(name, version);

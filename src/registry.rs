@@ -1,15 +1,13 @@
 //! The local certificate-status registry (`kakunin.certificate_status`) and the
 //! trust-store generation, read with one kept plan per backend.
 
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 
 use kakunin_core::binding::{effective_status, Binding, CertStatus};
 use pgrx::prelude::*;
-use pgrx::spi::OwnedPreparedStatement;
-use pgrx::PgBuiltInOids;
 
 use crate::error::{spi_failed, KakuninError, OrRaise};
-use crate::privilege;
+use crate::{privilege, spi_read};
 
 /// What one probe tells about a certificate.
 pub struct Lookup {
@@ -18,38 +16,29 @@ pub struct Lookup {
 }
 
 thread_local! {
-    static LOOKUP_PLAN: RefCell<Option<OwnedPreparedStatement>> = const { RefCell::new(None) };
+    static LOOKUP_PLAN: Cell<pgrx::pg_sys::SPIPlanPtr> = const { Cell::new(std::ptr::null_mut()) };
 }
-
-const LOOKUP_SQL: &str = "SELECT t.generation, s.status
-     FROM kakunin.trust_store_state t
-     LEFT JOIN kakunin.certificate_status s ON s.serial OPERATOR(pg_catalog.=) $1";
 
 /// One index probe: the trust-store generation and the registry entry for `serial`.
 /// Runs in the caller's snapshot, so a committed status change is seen by the
 /// next statement of every session.
 pub fn lookup(serial: &str) -> Lookup {
-    let row = Spi::connect(|client| {
-        LOOKUP_PLAN.with(|slot| {
-            let mut slot = slot.borrow_mut();
-            if slot.is_none() {
-                let plan = client.prepare(LOOKUP_SQL, &[PgBuiltInOids::TEXTOID.into()])?;
-                *slot = Some(plan.keep());
-            }
-            let plan = slot.as_ref().expect("plan was just prepared");
-            let table = client.select(plan, Some(1), &[serial.into()])?;
-            let row = table.first();
-            Ok::<_, pgrx::spi::Error>((row.get::<i64>(1)?, row.get::<String>(2)?))
-        })
-    })
-    .unwrap_or_else(|e| spi_failed("read kakunin.certificate_status", e));
+    let arg = serial.into_datum().unwrap_or(pgrx::pg_sys::Datum::from(0));
+    let rows = spi_read::query(
+        &LOOKUP_PLAN,
+        c"SELECT t.generation, s.status
+          FROM kakunin.trust_store_state t
+          LEFT JOIN kakunin.certificate_status s ON s.serial OPERATOR(pg_catalog.=) $1",
+        &[pgrx::pg_sys::TEXTOID],
+        &[arg],
+        |row| (row.get::<i64>(1), row.get::<String>(2)),
+    );
+    let (generation, status) = rows.into_iter().next().unwrap_or((None, None));
     Lookup {
-        trust_generation: row.0.unwrap_or(0),
+        trust_generation: generation.unwrap_or(0),
         // An unknown word in the registry (only a superuser could write one past
         // the CHECK constraint) fails closed as revoked.
-        registry: row
-            .1
-            .map(|s| CertStatus::parse(&s).unwrap_or(CertStatus::Revoked)),
+        registry: status.map(|s| CertStatus::parse(&s).unwrap_or(CertStatus::Revoked)),
     }
 }
 

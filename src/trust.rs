@@ -1,7 +1,7 @@
 //! Trust anchors: the CA certificates agent certificates must chain to.
 //! Stored in `kakunin.trust_anchors`, cached per backend by generation.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use kakunin_core::certificate_input;
@@ -9,7 +9,7 @@ use kakunin_core::chain;
 use pgrx::prelude::*;
 
 use crate::error::{spi_failed, KakuninError, OrRaise};
-use crate::privilege;
+use crate::{privilege, spi_read};
 
 struct CachedAnchors {
     generation: i64,
@@ -31,13 +31,16 @@ pub fn anchors(generation: i64) -> Rc<Vec<Vec<u8>>> {
     }) {
         return ders;
     }
-    let ders: Vec<Vec<u8>> = Spi::connect(|client| {
-        client
-            .select("SELECT certificate FROM kakunin.trust_anchors", None, &[])?
-            .map(|row| row.get::<Vec<u8>>(1))
-            .collect::<Result<Vec<_>, _>>()
-    })
-    .unwrap_or_else(|e| spi_failed("read kakunin.trust_anchors", e))
+    thread_local! {
+        static PLAN: Cell<pgrx::pg_sys::SPIPlanPtr> = const { Cell::new(std::ptr::null_mut()) };
+    }
+    let ders: Vec<Vec<u8>> = spi_read::query(
+        &PLAN,
+        c"SELECT certificate FROM kakunin.trust_anchors",
+        &[],
+        &[],
+        |row| row.get::<Vec<u8>>(1),
+    )
     .into_iter()
     .flatten()
     .collect();

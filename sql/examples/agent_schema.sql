@@ -33,6 +33,11 @@ CREATE TABLE audit_log (
 ALTER TABLE behavior_events ENABLE ROW LEVEL SECURITY;
 ALTER TABLE trades ENABLE ROW LEVEL SECURITY;
 ALTER TABLE audit_log ENABLE ROW LEVEL SECURITY;
+-- FORCE: the table owner is not trusted either; it too sees only what the
+-- binding admits.
+ALTER TABLE behavior_events FORCE ROW LEVEL SECURITY;
+ALTER TABLE trades FORCE ROW LEVEL SECURITY;
+ALTER TABLE audit_log FORCE ROW LEVEL SECURITY;
 
 -- An agent sees and writes its own events while its certificate is active.
 CREATE POLICY events_own ON behavior_events

@@ -81,3 +81,32 @@ CREATE FUNCTION seed_cert_status() RETURNS text LANGUAGE sql STABLE
 AS $$ SELECT current_setting('app.cert_status', true) $$;
 CREATE FUNCTION seed_permitted_instruments() RETURNS text[] LANGUAGE sql STABLE
 AS $$ SELECT string_to_array(current_setting('app.permitted_instruments', true), ',') $$;
+
+-- libpq connection string to this database as `who`, directly or through the
+-- PgBouncer that scripts/test.sh starts (settings passed in PGOPTIONS).
+CREATE FUNCTION kakunin_test.connstr(who text, via_bouncer boolean DEFAULT false, extra text DEFAULT '')
+RETURNS text LANGUAGE sql STABLE AS $$
+    SELECT format('host=%s port=%s dbname=%s user=%s %s',
+        CASE WHEN via_bouncer THEN '127.0.0.1' ELSE current_setting('kakunin_test.socket') END,
+        CASE WHEN via_bouncer THEN current_setting('kakunin_test.bouncer_port')
+             ELSE current_setting('port') END,
+        current_database(), who, extra)
+$$;
+
+-- The seed's baseline policy on a copy of trades, for the spoofing comparison.
+CREATE TABLE seed_trades AS SELECT * FROM trades;
+ALTER TABLE seed_trades ENABLE ROW LEVEL SECURITY;
+CREATE POLICY seed_policy ON seed_trades
+    USING (agent_id = seed_agent_id() AND seed_cert_status() = 'active'
+           AND instrument = ANY (seed_permitted_instruments()));
+GRANT SELECT ON seed_trades TO app_user;
+
+-- EXPLAIN output as rows, for plan assertions.
+CREATE FUNCTION kakunin_test.explain(query text) RETURNS SETOF text
+LANGUAGE plpgsql AS $$
+DECLARE line text;
+BEGIN
+    FOR line IN EXECUTE 'EXPLAIN (COSTS OFF) ' || query LOOP
+        RETURN NEXT line;
+    END LOOP;
+END $$;
