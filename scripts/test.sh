@@ -16,7 +16,7 @@ DB=kakunin_test
 step() { printf '\n=== %s\n' "$*"; }
 
 cleanup() {
-  [ -f /tmp/kakunin-test/pgbouncer.pid ] && kill "$(cat /tmp/kakunin-test/pgbouncer.pid)" 2>/dev/null || true
+  [ -f /tmp/kakunin-test/bouncer/pgbouncer.pid ] && kill "$(cat /tmp/kakunin-test/bouncer/pgbouncer.pid)" 2>/dev/null || true
   cluster_stop "$DATA" || true
 }
 trap cleanup EXIT
@@ -38,8 +38,9 @@ install_extension
 cluster_start "$DATA" "$PORT" "$SOCK" "max_worker_processes=16" "max_parallel_workers=8"
 PSQL=(psql -X -q -v ON_ERROR_STOP=1 -h "$SOCK" -p "$PORT" -U "$RUN_USER")
 "${PSQL[@]}" -d postgres -c "DROP DATABASE IF EXISTS $DB" -c "CREATE DATABASE $DB"
-"${PSQL[@]}" -d "$DB" -f tests/pgtap/setup.sql
+# Fixtures first (setup.sql reads them); proofs inside are fresh for five minutes.
 cargo run --quiet -p kakunin-testkit --bin kakunin-fixtures -- "$DB" | "${PSQL[@]}" -d "$DB"
+"${PSQL[@]}" -d "$DB" -f tests/pgtap/setup.sql >/dev/null
 
 # PgBouncer in transaction mode with one server connection, in front of the cluster.
 mkdir -p /tmp/kakunin-test/bouncer && chown "$RUN_USER" /tmp/kakunin-test/bouncer
@@ -49,18 +50,19 @@ $DB = host=$SOCK port=$PORT dbname=$DB
 [pgbouncer]
 listen_addr = 127.0.0.1
 listen_port = $BOUNCER_PORT
-unix_socket_dir = $SOCK
+unix_socket_dir =
 auth_type = trust
 auth_file = /tmp/kakunin-test/bouncer/users.txt
 pool_mode = transaction
 default_pool_size = 1
 max_client_conn = 20
-pidfile = /tmp/kakunin-test/pgbouncer.pid
+pidfile = /tmp/kakunin-test/bouncer/pgbouncer.pid
 logfile = /tmp/kakunin-test/bouncer/pgbouncer.log
 INI
-printf '"%s" ""\n"app_user" ""\n"gateway_app" ""\n' "$RUN_USER" > /tmp/kakunin-test/bouncer/users.txt
+printf '"gateway_app" ""\n' > /tmp/kakunin-test/bouncer/users.txt
 chown -R "$RUN_USER" /tmp/kakunin-test/bouncer
+[ -f /tmp/kakunin-test/bouncer/pgbouncer.pid ] && kill "$(cat /tmp/kakunin-test/bouncer/pgbouncer.pid)" 2>/dev/null && sleep 0.5
 as_run_user pgbouncer -d /tmp/kakunin-test/bouncer/pgbouncer.ini
 
 PGOPTIONS="-c kakunin_test.bouncer_port=$BOUNCER_PORT -c kakunin_test.socket=$SOCK" \
-  pg_prove -h "$SOCK" -p "$PORT" -U "$RUN_USER" -d "$DB" tests/pgtap/*.sql
+  pg_prove -h "$SOCK" -p "$PORT" -U "$RUN_USER" -d "$DB" tests/pgtap/[0-9][0-9]_*.sql

@@ -8,6 +8,7 @@ use serde_json::json;
 
 use crate::certificate::{self, Checked};
 use crate::error::{spi_failed, KakuninError, OrRaise};
+use crate::spi_read::Visibility;
 use crate::{binding_setting, privilege, registry};
 
 fn identity(message: impl Into<String>) -> KakuninError {
@@ -23,7 +24,7 @@ fn bind_agent(certificate: Option<&str>, proof: default!(Option<&str>, "NULL")) 
         .ok_or_else(|| identity("certificate must not be NULL"))
         .or_raise();
     let now = registry::now_unix();
-    let checked = certificate::check(certificate, now)
+    let checked = certificate::check(certificate, now, Visibility::Latest)
         .map_err(|refusal| identity(refusal.message))
         .or_raise();
     let gateway = privilege::caller_is_gateway();
@@ -138,7 +139,7 @@ fn validate_certificate(
     at: default!(pgrx::datum::TimestampWithTimeZone, "pg_catalog.now()"),
 ) -> pgrx::JsonB {
     let at_unix = registry::pg_timestamp_to_unix(at.into_inner());
-    let result = match certificate::check(certificate, at_unix) {
+    let result = match certificate::check(certificate, at_unix, Visibility::Statement) {
         Ok(checked) => {
             let p = &checked.profile;
             let valid = checked.status == CertStatus::Active;

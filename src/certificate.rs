@@ -17,6 +17,7 @@ use kakunin_core::profile::{read_profile, AgentProfile, ProfileError};
 use kakunin_core::{certificate_input, sha256_hex};
 use sha2::{Digest, Sha256};
 
+use crate::spi_read::Visibility;
 use crate::{registry, trust};
 
 /// A chain verdict is reused for at most this long, so an intermediate that
@@ -111,10 +112,10 @@ fn parse(input: &str) -> Result<Rc<RefCell<Parsed>>, Refusal> {
 
 /// Validates `input` at `at` (unix seconds). `Ok` means the certificate is
 /// genuine; its status may still be anything but active.
-pub fn check(input: &str, at: i64) -> Result<Checked, Refusal> {
+pub fn check(input: &str, at: i64, visibility: Visibility) -> Result<Checked, Refusal> {
     let parsed = parse(input)?;
     let mut parsed = parsed.borrow_mut();
-    let lookup = registry::lookup(&parsed.profile.serial);
+    let lookup = registry::lookup(&parsed.profile.serial, visibility);
     let now = registry::now_unix();
     let reusable = |(generation, checked_at, _): &(i64, i64, Result<ChainVerdict, ChainError>)| {
         *generation == lookup.trust_generation
@@ -124,7 +125,7 @@ pub fn check(input: &str, at: i64) -> Result<Checked, Refusal> {
     let verdict = match parsed.verdict.as_ref().filter(|v| reusable(v)) {
         Some((_, _, verdict)) => verdict.clone(),
         None => {
-            let anchors = trust::anchors(lookup.trust_generation);
+            let anchors = trust::anchors(lookup.trust_generation, visibility);
             let verdict = chain::verify(
                 &parsed.ders[0],
                 &parsed.ders[1..],

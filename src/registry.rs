@@ -7,7 +7,8 @@ use kakunin_core::binding::{effective_status, Binding, CertStatus};
 use pgrx::prelude::*;
 
 use crate::error::{spi_failed, KakuninError, OrRaise};
-use crate::{privilege, spi_read};
+use crate::privilege;
+use crate::spi_read::{self, Visibility};
 
 /// What one probe tells about a certificate.
 pub struct Lookup {
@@ -22,9 +23,10 @@ thread_local! {
 /// One index probe: the trust-store generation and the registry entry for `serial`.
 /// Runs in the caller's snapshot, so a committed status change is seen by the
 /// next statement of every session.
-pub fn lookup(serial: &str) -> Lookup {
+pub fn lookup(serial: &str, visibility: Visibility) -> Lookup {
     let arg = serial.into_datum().unwrap_or(pgrx::pg_sys::Datum::from(0));
     let rows = spi_read::query(
+        visibility,
         &LOOKUP_PLAN,
         c"SELECT t.generation, s.status
           FROM kakunin.trust_store_state t
@@ -69,7 +71,7 @@ pub fn bound_status(binding: &Binding) -> CertStatus {
         }
     }
     let status = effective_status(
-        lookup(&binding.serial).registry,
+        lookup(&binding.serial, Visibility::Statement).registry,
         binding.not_after,
         pg_timestamp_to_unix(statement),
     );

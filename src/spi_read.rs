@@ -1,5 +1,4 @@
-//! Read-only SPI with kept plans, for lookups that run inside queries: policy
-//! helpers, parallel workers, `validate_certificate`.
+//! SPI lookups with kept plans, with an explicit choice of what they see.
 //!
 //! pgrx's SPI client runs a query read-write as soon as the transaction has an
 //! xid, and a read-write SPI call bumps the command counter, which PostgreSQL
@@ -15,6 +14,17 @@ use pgrx::pg_sys;
 use pgrx::FromDatum;
 
 pub type PlanSlot = LocalKey<Cell<pg_sys::SPIPlanPtr>>;
+
+/// Which data a lookup sees.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Visibility {
+    /// The running statement's snapshot, read-only: for STABLE functions and
+    /// anything that may run in a parallel query.
+    Statement,
+    /// A fresh snapshot that includes the transaction's own earlier writes: for
+    /// VOLATILE functions such as bind (never in parallel mode).
+    Latest,
+}
 
 /// A column reader: `(tuple, descriptor, 1-based column)` to a Rust value.
 pub struct Row {
@@ -36,8 +46,9 @@ impl Row {
 }
 
 /// Runs the kept plan in `slot` (preparing `sql` with `argtypes` on first use)
-/// read-only with `args`, and maps each result row with `read`.
+/// with `args`, and maps each result row with `read`.
 pub fn query<R>(
+    visibility: Visibility,
     slot: &'static PlanSlot,
     sql: &CStr,
     argtypes: &[pg_sys::Oid],
@@ -65,8 +76,14 @@ pub fn query<R>(
             }
             slot.set(plan);
         }
-        let status =
-            pg_sys::SPI_execute_plan(plan, args.as_ptr().cast_mut(), std::ptr::null(), true, 0);
+        let read_only = visibility == Visibility::Statement || pg_sys::IsInParallelMode();
+        let status = pg_sys::SPI_execute_plan(
+            plan,
+            args.as_ptr().cast_mut(),
+            std::ptr::null(),
+            read_only,
+            0,
+        );
         if status != pg_sys::SPI_OK_SELECT as i32 {
             pgrx::error!("kakunin_pg: lookup failed with SPI status {status}");
         }

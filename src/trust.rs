@@ -9,7 +9,8 @@ use kakunin_core::chain;
 use pgrx::prelude::*;
 
 use crate::error::{spi_failed, KakuninError, OrRaise};
-use crate::{privilege, spi_read};
+use crate::privilege;
+use crate::spi_read::{self, Visibility};
 
 struct CachedAnchors {
     generation: i64,
@@ -22,7 +23,7 @@ thread_local! {
 
 /// The anchors of trust-store `generation` (see `registry::lookup`), read from
 /// the table only when the generation moved.
-pub fn anchors(generation: i64) -> Rc<Vec<Vec<u8>>> {
+pub fn anchors(generation: i64, visibility: Visibility) -> Rc<Vec<Vec<u8>>> {
     if let Some(ders) = ANCHORS.with(|a| {
         a.borrow()
             .as_ref()
@@ -35,6 +36,7 @@ pub fn anchors(generation: i64) -> Rc<Vec<Vec<u8>>> {
         static PLAN: Cell<pgrx::pg_sys::SPIPlanPtr> = const { Cell::new(std::ptr::null_mut()) };
     }
     let ders: Vec<Vec<u8>> = spi_read::query(
+        visibility,
         &PLAN,
         c"SELECT certificate FROM kakunin.trust_anchors",
         &[],

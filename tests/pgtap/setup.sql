@@ -1,6 +1,7 @@
 -- Prepares the pgTAP database (run once by scripts/test.sh, after the fixtures
 -- are loaded): the extensions, the example schema, test roles, a trust anchor
 -- and rows for two agents.
+SET client_min_messages = warning;
 CREATE EXTENSION pgtap;
 CREATE EXTENSION dblink;
 CREATE EXTENSION kakunin_pg;
