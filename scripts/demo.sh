@@ -21,7 +21,8 @@ echo "[demo] building and installing kakunin_pg (first time: a few minutes)"
 install_extension
 echo "[demo] minting a demo PKI with openssl (the README recipe)"
 bash tests/fixtures/mint.sh "$DEMO/pki" >/dev/null
-echo "[demo] starting PostgreSQL 15 on port $PORT (socket $SOCK) as user $RUN_USER"
+echo "[demo] starting a fresh PostgreSQL 15 on port $PORT (socket $SOCK) as user $RUN_USER"
+cluster_stop "$DEMO/data" && rm -rf "$DEMO/data"
 cluster_start "$DEMO/data" "$PORT" "$SOCK"
 PSQL=(psql -X -q -v ON_ERROR_STOP=1 -h "$SOCK" -p "$PORT" -U "$RUN_USER")
 "${PSQL[@]}" -d postgres -c "DROP DATABASE IF EXISTS $DB" -c "CREATE DATABASE $DB"

@@ -24,6 +24,7 @@ fixtures!(
     "intermediate-ca",
     "agent-a",
     "agent-b",
+    "agent-bench",
     "agent-rsa",
     "agent-p384",
     "no-agent",

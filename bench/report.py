@@ -1,0 +1,52 @@
+"""Reads the RLS timing transcripts and pgbench outputs bench.sh collected and
+prints our figures beside their baselines, as ratios against the targets."""
+import re
+import statistics
+import sys
+
+def rls_medians(path):
+    """form -> (median ms, row count) from a psql transcript of interleaved runs;
+    the first round is a warm-up and is dropped."""
+    times, counts, form, seen = {}, {}, None, {}
+    for line in open(path):
+        line = line.strip()
+        if line.startswith("form "):
+            form = line.split()[1]
+            seen[form] = seen.get(form, 0) + 1
+        elif line.startswith("Time: ") and form:
+            if seen[form] > 1:
+                times.setdefault(form, []).append(float(line.split()[1]))
+        elif line.isdigit() and form:
+            counts[form] = int(line)
+    return {f: (statistics.median(t), counts.get(f)) for f, t in times.items()}
+
+def tps(path):
+    m = re.findall(r"tps = ([0-9.]+) \(without initial connection time\)", open(path).read())
+    return statistics.median(float(x) for x in m)
+
+def verdict(value, limit, higher_is_better=False):
+    ok = value >= limit if higher_is_better else value <= limit
+    return "meets" if ok else "MISSES"
+
+out = sys.argv[1]
+print("\n== RLS predicate cost: SELECT count(*) over 1,000,000 rows as a non-superuser")
+print("   (a) native helpers plainly  (b) native helpers wrapped in (select ...)")
+print("   (c) bound values as literals (the floor)  (d) the seed's SQL helpers plainly")
+for mode in ("serial", "parallel"):
+    m = rls_medians(f"{out}/rls_{mode}.txt")
+    rows = {f: m[f][1] for f in m}
+    print(f"\n   {mode} plan, median of 7 runs:")
+    for f in "abcd":
+        print(f"     ({f}) {m[f][0]:8.1f} ms   rows={rows[f]}")
+    if len(set(rows.values())) != 1:
+        print("     !! the four forms returned different row counts")
+    a, b, c, d = (m[f][0] for f in "abcd")
+    print(f"     (a)/(d) = {a / d:5.2f}x  target <= 0.50x  {verdict(a / d, 0.50)}")
+    print(f"     (a)/(c) = {a / c:5.2f}x  target <= 1.50x  {verdict(a / c, 1.50)}")
+    print(f"     (b)/(c) = {b / c:5.2f}x  target <= 1.10x  {verdict(b / c, 1.10)}")
+
+seed, gateway, proof = (tps(f"{out}/bind_{k}.txt") for k in ("seed", "gateway", "proof"))
+print("\n== Bind cost: pgbench, BEGIN; bind; SELECT one row; COMMIT (2 clients, median of rounds)")
+print(f"   seed's three set_config calls  {seed:9.0f} tps  (baseline)")
+print(f"   bind as kakunin_gateway        {gateway:9.0f} tps  = {gateway / seed:4.2f}x  target >= 0.85x  {verdict(gateway / seed, 0.85, True)}")
+print(f"   bind with proof of possession  {proof:9.0f} tps  = {proof / seed:4.2f}x  (reported, no target)")

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Benchmark harness: prints, in one run, our figures beside the baselines they
+# must beat, as ratios (see bench/report.py). Builds the extension in release
+# mode and uses its own throwaway cluster.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+source scripts/pg.sh
+DIR=/tmp/kakunin-bench
+DATA=$DIR/data
+SOCK=$DIR/sock
+PORT=55450
+DB=kakunin_bench
+OUT=$DIR/results
+RUNS=7
+
+echo "[bench] release build and install"
+cargo pgrx install --release --pg-config "$PG_CONFIG" >/dev/null 2>&1
+cargo build --quiet -p kakunin-testkit
+cluster_stop "$DATA" || true
+rm -rf "$DIR" && mkdir -p "$OUT"
+trap 'cluster_stop "$DATA" || true' EXIT
+cluster_start "$DATA" "$PORT" "$SOCK" "shared_buffers=512MB" "max_parallel_workers_per_gather=2" "jit=off"
+PSQL=(psql -X -q -v ON_ERROR_STOP=1 -h "$SOCK" -p "$PORT")
+"${PSQL[@]}" -U "$RUN_USER" -d postgres -c "CREATE DATABASE $DB"
+echo "[bench] loading 4 x 1,000,000 rows"
+"${PSQL[@]}" -U "$RUN_USER" -d "$DB" -v cert="$(cat tests/fixtures/pki/agent-bench.pem)" \
+  -v root="$(cat tests/fixtures/pki/root-ca.pem)" -f bench/setup.sql
+
+for mode in serial parallel; do
+  workers=0; [ "$mode" = parallel ] && workers=2
+  echo "[bench] RLS forms, $mode plan"
+  {
+    cat bench/rls_query.sql
+    echo "SET LOCAL max_parallel_workers_per_gather = $workers;"
+    echo '\timing on'
+    for _ in $(seq 0 "$RUNS"); do
+      for form in a b c d; do
+        echo "\\echo form $form"
+        echo "SELECT count(*) FROM trades_$form;"
+      done
+    done
+    echo 'COMMIT;'
+  } | "${PSQL[@]}" -At -U bench_user -d "$DB" > "$OUT/rls_$mode.txt"
+done
+
+echo "[bench] bind cost (pgbench, 2 clients, 3 rounds of 10 s per script)"
+cargo run --quiet -p kakunin-testkit --bin kakunin-proofs -- agent-bench "$DB" 150000 \
+  | "${PSQL[@]}" -U "$RUN_USER" -d "$DB" -c '\copy bench_proofs FROM STDIN'
+PGB=(pgbench -n -c 2 -j 2 -T 10 -h "$SOCK" -p "$PORT" "$DB")
+: > "$OUT/bind_seed.txt"; : > "$OUT/bind_gateway.txt"; : > "$OUT/bind_proof.txt"
+for _ in 1 2 3; do
+  "${PGB[@]}" -U bench_user -f bench/bind_seed.pgbench >> "$OUT/bind_seed.txt" 2>&1
+  "${PGB[@]}" -U bench_user -f bench/bind_gateway.pgbench >> "$OUT/bind_gateway.txt" 2>&1
+  "${PGB[@]}" -U bench_agent -f bench/bind_proof.pgbench >> "$OUT/bind_proof.txt" 2>&1
+done
+
+python3 bench/report.py "$OUT"
+
+echo
+echo "== With an index on agent_id the planner uses it under the policy:"
+"${PSQL[@]}" -U "$RUN_USER" -d "$DB" -c "CREATE INDEX ON trades_a (agent_id)" -c "ANALYZE trades_a"
+printf '%s\n' "BEGIN;" "CALL kakunin.bind_agent_session(bench_cert());" \
+  "EXPLAIN (COSTS OFF) SELECT count(*) FROM trades_a;" "COMMIT;" \
+  | "${PSQL[@]}" -U bench_user -d "$DB"
