@@ -34,7 +34,7 @@ CREATE POLICY p ON trades_a USING (agent_id = kakunin_agent_id() AND kakunin_cer
     AND instrument = ANY (kakunin_permitted_instruments()));
 -- (b) the same wrapped in (select ...), Supabase's advice
 CREATE POLICY p ON trades_b USING (agent_id = (SELECT kakunin_agent_id()) AND (SELECT kakunin_cert_status()) = 'active'
-    AND instrument = ANY ((SELECT kakunin_permitted_instruments())));
+    AND instrument = ANY ((SELECT kakunin_permitted_instruments())::text[]));
 -- (c) the bound values as literals: the floor
 CREATE POLICY p ON trades_c USING (agent_id = 'agent-042' AND 'active' = 'active'
     AND instrument = ANY ('{I00,I01,I02,I03,I04,I05,I06,I07,I08,I09}'::text[]));

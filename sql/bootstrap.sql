@@ -34,26 +34,15 @@ CREATE TABLE kakunin.trust_anchors (
 COMMENT ON TABLE kakunin.trust_anchors IS
     'CA certificates an agent certificate must chain to. Change it with kakunin.add_trust_anchor / kakunin.remove_trust_anchor.';
 
--- One row whose generation changes with every change to trust_anchors, so a
--- backend can tell in one probe whether its cached anchors are still current.
-CREATE TABLE kakunin.trust_store_state (
-    singleton  boolean PRIMARY KEY DEFAULT true CHECK (singleton),
-    generation bigint NOT NULL
-);
-INSERT INTO kakunin.trust_store_state (generation) VALUES (1);
-COMMENT ON TABLE kakunin.trust_store_state IS 'Generation counter of kakunin.trust_anchors (internal).';
-
-CREATE FUNCTION kakunin.bump_trust_generation() RETURNS trigger
-LANGUAGE plpgsql SET search_path = pg_catalog AS $$
-BEGIN
-    UPDATE kakunin.trust_store_state SET generation = generation + 1;
-    RETURN NULL;
-END
-$$;
-COMMENT ON FUNCTION kakunin.bump_trust_generation() IS 'Trigger: invalidates cached trust anchors in every backend (internal).';
-CREATE TRIGGER bump_generation
+-- Every change to the anchors or the registry queues a relcache invalidation,
+-- broadcast to all backends at commit, which empties their caches of both.
+CREATE FUNCTION kakunin.invalidate_caches() RETURNS trigger
+LANGUAGE c AS 'MODULE_PATHNAME', 'kakunin_invalidate_caches';
+COMMENT ON FUNCTION kakunin.invalidate_caches() IS
+    'Trigger: tells every backend to drop its cached trust anchors and certificate status (internal).';
+CREATE TRIGGER invalidate_caches
     AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON kakunin.trust_anchors
-    FOR EACH STATEMENT EXECUTE FUNCTION kakunin.bump_trust_generation();
+    FOR EACH STATEMENT EXECUTE FUNCTION kakunin.invalidate_caches();
 
 CREATE TABLE kakunin.certificate_status (
     serial     text PRIMARY KEY CHECK (serial ~ '^[0-9a-f]+$'),
@@ -64,6 +53,9 @@ CREATE TABLE kakunin.certificate_status (
 );
 COMMENT ON TABLE kakunin.certificate_status IS
     'Local revocation registry: serial (lowercase hex) -> suspended, retired or revoked. A serial not listed is active. Write it with kakunin.set_certificate_status.';
+CREATE TRIGGER invalidate_caches
+    AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON kakunin.certificate_status
+    FOR EACH STATEMENT EXECUTE FUNCTION kakunin.invalidate_caches();
 
 -- Proof-of-possession token ids seen within their five-minute window.
 CREATE TABLE kakunin.proof_replay (

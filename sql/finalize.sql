@@ -10,7 +10,7 @@ GRANT USAGE ON SCHEMA kakunin TO PUBLIC;
 
 -- Binding reads these as the caller. Certificates and their status are public
 -- information (as OCSP answers are); reasons and audit columns are not.
-GRANT SELECT ON kakunin.trust_anchors, kakunin.trust_store_state TO PUBLIC;
+GRANT SELECT ON kakunin.trust_anchors TO PUBLIC;
 GRANT SELECT (serial, status) ON kakunin.certificate_status TO PUBLIC;
 
 -- Administration: EXECUTE for kakunin_admin only (each function re-checks),
@@ -18,7 +18,7 @@ GRANT SELECT (serial, status) ON kakunin.certificate_status TO PUBLIC;
 REVOKE EXECUTE ON FUNCTION kakunin.add_trust_anchor(text, text) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION kakunin.remove_trust_anchor(text) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION kakunin.set_certificate_status(text, text, text) FROM PUBLIC;
-REVOKE EXECUTE ON FUNCTION kakunin.bump_trust_generation() FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION kakunin.invalidate_caches() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION kakunin.add_trust_anchor(text, text) TO kakunin_admin;
 GRANT EXECUTE ON FUNCTION kakunin.remove_trust_anchor(text) TO kakunin_admin;
 GRANT EXECUTE ON FUNCTION kakunin.set_certificate_status(text, text, text) TO kakunin_admin;

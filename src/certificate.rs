@@ -3,9 +3,9 @@
 //! read the registry status.
 //!
 //! A per-backend cache keyed by the SHA-256 of the caller's input keeps the
-//! parsing and the path validation of a repeated certificate; the trust-store
-//! generation and the registry are probed on every call, so a new anchor set
-//! or a status change takes effect at once.
+//! parsing and the path validation of a repeated certificate. Registry and
+//! anchors are cached per invalidation epoch (see `invalidation`), so a new
+//! anchor set or a status change takes effect at the next bind.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -18,7 +18,7 @@ use kakunin_core::{certificate_input, sha256_hex};
 use sha2::{Digest, Sha256};
 
 use crate::spi_read::Visibility;
-use crate::{registry, trust};
+use crate::{invalidation, registry, trust};
 
 /// A chain verdict is reused for at most this long, so an intermediate that
 /// expires is noticed within a minute even if the leaf has not expired.
@@ -79,8 +79,8 @@ struct Parsed {
     ders: Vec<Vec<u8>>,
     profile: Rc<AgentProfile>,
     fingerprint: String,
-    /// (trust generation, checked at, verdict)
-    verdict: Option<(i64, i64, Result<ChainVerdict, ChainError>)>,
+    /// (anchors epoch tag, checked at, verdict)
+    verdict: Option<(u64, i64, Result<ChainVerdict, ChainError>)>,
 }
 
 thread_local! {
@@ -115,17 +115,17 @@ fn parse(input: &str) -> Result<Rc<RefCell<Parsed>>, Refusal> {
 pub fn check(input: &str, at: i64, visibility: Visibility) -> Result<Checked, Refusal> {
     let parsed = parse(input)?;
     let mut parsed = parsed.borrow_mut();
-    let lookup = registry::lookup(&parsed.profile.serial, visibility);
+    let before = invalidation::epoch();
+    invalidation::refresh();
+    let registry_entry = registry::registry_status(&parsed.profile.serial, visibility, before);
+    let (anchors_tag, anchors) = trust::anchors(visibility, before);
     let now = registry::now_unix();
-    let reusable = |(generation, checked_at, _): &(i64, i64, Result<ChainVerdict, ChainError>)| {
-        *generation == lookup.trust_generation
-            && at == now
-            && (0..VERDICT_TTL_SECONDS).contains(&(now - checked_at))
+    let reusable = |(tag, checked_at, _): &(u64, i64, Result<ChainVerdict, ChainError>)| {
+        *tag == anchors_tag && at == now && (0..VERDICT_TTL_SECONDS).contains(&(now - checked_at))
     };
     let verdict = match parsed.verdict.as_ref().filter(|v| reusable(v)) {
         Some((_, _, verdict)) => verdict.clone(),
         None => {
-            let anchors = trust::anchors(lookup.trust_generation, visibility);
             let verdict = chain::verify(
                 &parsed.ders[0],
                 &parsed.ders[1..],
@@ -134,17 +134,17 @@ pub fn check(input: &str, at: i64, visibility: Visibility) -> Result<Checked, Re
                 parsed.profile.not_after,
             );
             if at == now {
-                parsed.verdict = Some((lookup.trust_generation, now, verdict.clone()));
+                parsed.verdict = Some((anchors_tag, now, verdict.clone()));
             }
             verdict
         }
     }?;
     let status = match verdict {
-        ChainVerdict::Expired => match lookup.registry {
+        ChainVerdict::Expired => match registry_entry {
             Some(s) if s != CertStatus::Active => s,
             _ => CertStatus::Expired,
         },
-        ChainVerdict::Valid => effective_status(lookup.registry, parsed.profile.not_after, at),
+        ChainVerdict::Valid => effective_status(registry_entry, parsed.profile.not_after, at),
     };
     Ok(Checked {
         profile: parsed.profile.clone(),

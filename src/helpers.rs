@@ -1,64 +1,194 @@
 //! The policy helpers RLS policies call. They live in the schema given to
-//! `CREATE EXTENSION` (default `public`) so an unqualified call finds them.
-//! All are STABLE and PARALLEL SAFE; with nothing bound they return NULL, or an
-//! empty array for the list helpers, so a policy admits nothing.
+//! `CREATE EXTENSION` (default `public`) so an unqualified call finds them, and
+//! are declared in `sql/helpers.sql`: STABLE, PARALLEL SAFE, NULL (or an empty
+//! array) when nothing is bound, so a policy admits nothing.
 //!
-//! Values come from the binding parsed once per change (see
-//! `binding_setting`); the certificate status is re-read from the registry once
-//! per statement, so a revocation reaches the very next statement.
+//! A policy calls them once per row, so they are plain version-1 functions that
+//! return datums built once per binding (in the transaction's memory, which
+//! outlives every use of them because a binding never outlives its
+//! transaction). `kakunin_cert_status()` re-reads the registry once per
+//! statement when an invalidation says it may have changed (see `registry`).
+
+use std::cell::Cell;
 
 use kakunin_core::binding::CertStatus;
+use pgrx::pg_sys::{self, Datum, FunctionCallInfo};
 use pgrx::prelude::*;
+use pgrx::{IntoDatum, PgMemoryContexts};
 
-use crate::binding_setting::current;
+use crate::binding_setting::{self, current};
+use crate::fmgr::{fmgr_v1, return_null};
 use crate::registry::bound_status;
 
-/// The bound agent's id.
-#[pg_extern(stable, parallel_safe)]
-fn kakunin_agent_id() -> Option<String> {
-    current().map(|b| b.agent_id.clone())
+#[derive(Clone, Copy)]
+struct BoundDatums {
+    binding_epoch: u64,
+    transaction: pg_sys::LocalTransactionId,
+    agent_id: Datum,
+    tenant_id: Option<Datum>,
+    serial: Datum,
+    instruments: Datum,
+    venues: Datum,
 }
 
-/// The bound certificate's status: active, suspended, retired, revoked or expired.
-#[pg_extern(stable, parallel_safe)]
-fn kakunin_cert_status() -> Option<&'static str> {
-    current().map(|b| bound_status(&b).as_str())
+thread_local! {
+    static BOUND: Cell<Option<BoundDatums>> = const { Cell::new(None) };
+    /// Text datums of the five status words, built once per backend.
+    static STATUS_WORDS: Cell<Option<[Datum; 5]>> = const { Cell::new(None) };
 }
 
-/// The agent id while the certificate is active, else NULL: the fail-closed helper.
-#[pg_extern(stable, parallel_safe)]
-fn kakunin_active_agent_id() -> Option<String> {
-    current()
-        .filter(|b| bound_status(b) == CertStatus::Active)
-        .map(|b| b.agent_id.clone())
+fn local_transaction() -> pg_sys::LocalTransactionId {
+    // SAFETY: MyProc is set for every backend and parallel worker before any
+    // function can be called; lxid is only read.
+    unsafe { (*pg_sys::MyProc).lxid }
 }
 
-/// Instruments the bound certificate's financial scope permits (empty if none).
-#[pg_extern(stable, parallel_safe)]
-fn kakunin_permitted_instruments() -> Vec<String> {
-    current().map(|b| b.instruments.clone()).unwrap_or_default()
+fn text(value: &str) -> Datum {
+    value.into_datum().unwrap_or(Datum::from(0))
 }
 
-/// Venues the bound certificate's financial scope permits (empty if none).
-#[pg_extern(stable, parallel_safe)]
-fn kakunin_permitted_venues() -> Vec<String> {
-    current().map(|b| b.venues.clone()).unwrap_or_default()
+/// Datums of the current binding, built on first use after each bind.
+fn bound() -> Option<BoundDatums> {
+    let binding_epoch = binding_setting::epoch();
+    let transaction = local_transaction();
+    if let Some(cached) = BOUND.get() {
+        if cached.binding_epoch == binding_epoch && cached.transaction == transaction {
+            return Some(cached);
+        }
+    }
+    let binding = current()?;
+    // SAFETY: TopTransactionContext lives until the transaction ends, and so
+    // does the binding these datums describe (BOUND is keyed by transaction).
+    let datums = unsafe {
+        PgMemoryContexts::TopTransactionContext.switch_to(|_| BoundDatums {
+            binding_epoch,
+            transaction,
+            agent_id: text(&binding.agent_id),
+            tenant_id: binding.tenant_id.as_deref().map(text),
+            serial: text(&binding.serial),
+            instruments: binding
+                .instruments
+                .clone()
+                .into_datum()
+                .unwrap_or(Datum::from(0)),
+            venues: binding
+                .venues
+                .clone()
+                .into_datum()
+                .unwrap_or(Datum::from(0)),
+        })
+    };
+    BOUND.set(Some(datums));
+    Some(datums)
 }
 
-/// The whole financial scope, limits included.
+fn status_word(status: CertStatus) -> Datum {
+    let words = STATUS_WORDS.get().unwrap_or_else(|| {
+        // SAFETY: TopMemoryContext lives as long as the backend, like this cache.
+        let words = unsafe {
+            PgMemoryContexts::TopMemoryContext.switch_to(|_| {
+                [
+                    CertStatus::Active,
+                    CertStatus::Suspended,
+                    CertStatus::Retired,
+                    CertStatus::Revoked,
+                    CertStatus::Expired,
+                ]
+                .map(|s| text(s.as_str()))
+            })
+        };
+        STATUS_WORDS.set(Some(words));
+        words
+    });
+    words[status as usize]
+}
+
+fn empty_text_array() -> Datum {
+    Vec::<String>::new().into_datum().unwrap_or(Datum::from(0))
+}
+
+fmgr_v1!(
+    pg_finfo_kakunin_agent_id,
+    pg_finfo_kakunin_active_agent_id,
+    pg_finfo_kakunin_cert_status,
+    pg_finfo_kakunin_tenant_id,
+    pg_finfo_kakunin_cert_serial,
+    pg_finfo_kakunin_permitted_instruments,
+    pg_finfo_kakunin_permitted_venues,
+);
+
+/// `kakunin_agent_id() → text`: the bound agent's id.
+#[no_mangle]
+#[pg_guard]
+pub unsafe extern "C-unwind" fn kakunin_agent_id(fcinfo: FunctionCallInfo) -> Datum {
+    match bound() {
+        Some(b) => b.agent_id,
+        // SAFETY: fcinfo is this call's.
+        None => unsafe { return_null(fcinfo) },
+    }
+}
+
+/// `kakunin_active_agent_id() → text`: the agent id while the certificate is active.
+#[no_mangle]
+#[pg_guard]
+pub unsafe extern "C-unwind" fn kakunin_active_agent_id(fcinfo: FunctionCallInfo) -> Datum {
+    let active = current().is_some_and(|b| bound_status(&b) == CertStatus::Active);
+    match bound().filter(|_| active) {
+        Some(b) => b.agent_id,
+        // SAFETY: fcinfo is this call's.
+        None => unsafe { return_null(fcinfo) },
+    }
+}
+
+/// `kakunin_cert_status() → text`: active, suspended, retired, revoked or expired.
+#[no_mangle]
+#[pg_guard]
+pub unsafe extern "C-unwind" fn kakunin_cert_status(fcinfo: FunctionCallInfo) -> Datum {
+    match current() {
+        Some(b) => status_word(bound_status(&b)),
+        // SAFETY: fcinfo is this call's.
+        None => unsafe { return_null(fcinfo) },
+    }
+}
+
+/// `kakunin_tenant_id() → text`: the bound agent's tenant.
+#[no_mangle]
+#[pg_guard]
+pub unsafe extern "C-unwind" fn kakunin_tenant_id(fcinfo: FunctionCallInfo) -> Datum {
+    match bound().and_then(|b| b.tenant_id) {
+        Some(tenant) => tenant,
+        // SAFETY: fcinfo is this call's.
+        None => unsafe { return_null(fcinfo) },
+    }
+}
+
+/// `kakunin_cert_serial() → text`: the bound certificate's serial, lowercase hex.
+#[no_mangle]
+#[pg_guard]
+pub unsafe extern "C-unwind" fn kakunin_cert_serial(fcinfo: FunctionCallInfo) -> Datum {
+    match bound() {
+        Some(b) => b.serial,
+        // SAFETY: fcinfo is this call's.
+        None => unsafe { return_null(fcinfo) },
+    }
+}
+
+/// `kakunin_permitted_instruments() → text[]`: instruments in scope (empty if none).
+#[no_mangle]
+#[pg_guard]
+pub unsafe extern "C-unwind" fn kakunin_permitted_instruments(_fcinfo: FunctionCallInfo) -> Datum {
+    bound().map_or_else(empty_text_array, |b| b.instruments)
+}
+
+/// `kakunin_permitted_venues() → text[]`: venues in scope (empty if none).
+#[no_mangle]
+#[pg_guard]
+pub unsafe extern "C-unwind" fn kakunin_permitted_venues(_fcinfo: FunctionCallInfo) -> Datum {
+    bound().map_or_else(empty_text_array, |b| b.venues)
+}
+
+/// `kakunin_scope() → jsonb`: the whole financial scope, limits included.
 #[pg_extern(stable, parallel_safe)]
 fn kakunin_scope() -> Option<pgrx::JsonB> {
     current().map(|b| pgrx::JsonB(b.scope.clone()))
-}
-
-/// The bound agent's tenant.
-#[pg_extern(stable, parallel_safe)]
-fn kakunin_tenant_id() -> Option<String> {
-    current().and_then(|b| b.tenant_id.clone())
-}
-
-/// The bound certificate's serial, lowercase hex.
-#[pg_extern(stable, parallel_safe)]
-fn kakunin_cert_serial() -> Option<String> {
-    current().map(|b| b.serial.clone())
 }

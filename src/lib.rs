@@ -5,6 +5,8 @@
 //! - `certificate`: the validation engine (profile, path, status) and its cache.
 //! - `helpers`: the policy helpers (`kakunin_agent_id()` and friends).
 //! - `registry`: certificate status (`kakunin.certificate_status`).
+//! - `invalidation`: cross-session cache invalidation through relcache messages.
+//! - `fmgr`: plain version-1 entry points for the hottest functions.
 //! - `trust`: trust anchors.
 //! - `spi_read`: read-only SPI with kept plans, safe inside parallel queries.
 //! - `privilege`: gateway membership, admin checks, acting as the owner.
@@ -15,7 +17,9 @@ mod bind;
 mod binding_setting;
 mod certificate;
 mod error;
+mod fmgr;
 mod helpers;
+mod invalidation;
 mod privilege;
 mod registry;
 mod spi_read;
@@ -24,6 +28,7 @@ mod trust;
 ::pgrx::pg_module_magic!(name, version);
 
 pgrx::extension_sql_file!("../sql/bootstrap.sql", name = "bootstrap", bootstrap);
+pgrx::extension_sql_file!("../sql/helpers.sql", name = "helpers");
 pgrx::extension_sql_file!("../sql/finalize.sql", name = "finalize", finalize);
 
 /// Declares schema `kakunin` to pgrx so `#[pg_extern(schema = "kakunin")]`
@@ -34,6 +39,7 @@ mod kakunin {}
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
     binding_setting::register();
+    invalidation::register();
 }
 
 #[cfg(any(test, feature = "pg_test"))]

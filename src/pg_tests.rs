@@ -77,7 +77,11 @@ mod tests {
         // the registry itself already says revoked.
         assert_eq!(registry::bound_status(&binding), CertStatus::Active);
         assert_eq!(
-            registry::lookup(&binding.serial, Visibility::Latest).registry,
+            registry::registry_status(
+                &binding.serial,
+                Visibility::Latest,
+                crate::invalidation::epoch()
+            ),
             Some(CertStatus::Revoked)
         );
     }

@@ -1,47 +1,74 @@
 //! The local certificate-status registry (`kakunin.certificate_status`) and the
-//! trust-store generation, read with one kept plan per backend.
+//! status caches (per invalidation epoch, per statement).
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 
 use kakunin_core::binding::{effective_status, Binding, CertStatus};
 use pgrx::prelude::*;
 
 use crate::error::{spi_failed, KakuninError, OrRaise};
-use crate::privilege;
 use crate::spi_read::{self, Visibility};
-
-/// What one probe tells about a certificate.
-pub struct Lookup {
-    pub trust_generation: i64,
-    pub registry: Option<CertStatus>,
-}
+use crate::{invalidation, privilege};
 
 thread_local! {
-    static LOOKUP_PLAN: Cell<pgrx::pg_sys::SPIPlanPtr> = const { Cell::new(std::ptr::null_mut()) };
+    static STATUS_PLAN: Cell<pgrx::pg_sys::SPIPlanPtr> = const { Cell::new(std::ptr::null_mut()) };
+    /// serial -> (epoch tag, registry entry); see [`tag_for`].
+    static STATUS_CACHE: RefCell<HashMap<String, (u64, Option<CertStatus>)>> = RefCell::new(HashMap::new());
+}
+const STATUS_CACHE_CAPACITY: usize = 4096;
+
+/// The epoch a value read now may be cached under. A value read in the
+/// statement's snapshot is only as fresh as that snapshot, which predates the
+/// invalidations this statement's `refresh` drained (`epoch_before`); a
+/// `Latest` read takes a new snapshot after them.
+pub fn tag_for(visibility: Visibility, epoch_before: u64) -> u64 {
+    match visibility {
+        Visibility::Statement => epoch_before,
+        Visibility::Latest => invalidation::epoch(),
+    }
 }
 
-/// One index probe: the trust-store generation and the registry entry for `serial`.
-/// Runs in the caller's snapshot, so a committed status change is seen by the
-/// next statement of every session.
-pub fn lookup(serial: &str, visibility: Visibility) -> Lookup {
+/// The registry entry for `serial` (None: not listed, so active), served from a
+/// per-backend cache while no invalidation of the registry has arrived.
+/// `epoch_before` is [`invalidation::epoch`] before the caller's `refresh`.
+pub fn registry_status(
+    serial: &str,
+    visibility: Visibility,
+    epoch_before: u64,
+) -> Option<CertStatus> {
+    let current = invalidation::epoch();
+    if let Some((tag, status)) = STATUS_CACHE.with(|c| c.borrow().get(serial).copied()) {
+        if tag == current {
+            return status;
+        }
+    }
     let arg = serial.into_datum().unwrap_or(pgrx::pg_sys::Datum::from(0));
-    let rows = spi_read::query(
+    let status = spi_read::query(
         visibility,
-        &LOOKUP_PLAN,
-        c"SELECT t.generation, s.status
-          FROM kakunin.trust_store_state t
-          LEFT JOIN kakunin.certificate_status s ON s.serial OPERATOR(pg_catalog.=) $1",
+        &STATUS_PLAN,
+        c"SELECT status FROM kakunin.certificate_status WHERE serial OPERATOR(pg_catalog.=) $1",
         &[pgrx::pg_sys::TEXTOID],
         &[arg],
-        |row| (row.get::<i64>(1), row.get::<String>(2)),
-    );
-    let (generation, status) = rows.into_iter().next().unwrap_or((None, None));
-    Lookup {
-        trust_generation: generation.unwrap_or(0),
-        // An unknown word in the registry (only a superuser could write one past
-        // the CHECK constraint) fails closed as revoked.
-        registry: status.map(|s| CertStatus::parse(&s).unwrap_or(CertStatus::Revoked)),
-    }
+        |row| row.get::<String>(1),
+    )
+    .into_iter()
+    .flatten()
+    .next()
+    // An unknown word in the registry (only a superuser could write one past the
+    // CHECK constraint) fails closed as revoked.
+    .map(|s| CertStatus::parse(&s).unwrap_or(CertStatus::Revoked));
+    STATUS_CACHE.with(|c| {
+        let mut cache = c.borrow_mut();
+        if cache.len() >= STATUS_CACHE_CAPACITY {
+            cache.clear();
+        }
+        cache.insert(
+            serial.to_string(),
+            (tag_for(visibility, epoch_before), status),
+        );
+    });
+    status
 }
 
 pub fn now_unix() -> i64 {
@@ -59,23 +86,27 @@ thread_local! {
     static STATEMENT_STATUS: Cell<Option<(u64, i64, CertStatus)>> = const { Cell::new(None) };
 }
 
-/// Live status of the bound certificate for the current statement: the registry
-/// is read once per statement (and per binding), then served from memory.
+/// Live status of the bound certificate for the current statement. The first
+/// call of each statement drains pending invalidations, so a status change
+/// committed before the statement began is seen; the registry itself is read
+/// only when an invalidation says it may have changed.
 pub fn bound_status(binding: &Binding) -> CertStatus {
     // SAFETY: reads the statement start time of the current (or leader's) statement.
     let statement = unsafe { pgrx::pg_sys::GetCurrentStatementStartTimestamp() };
-    let epoch = crate::binding_setting::epoch();
+    let binding_epoch = crate::binding_setting::epoch();
     if let Some((e, s, status)) = STATEMENT_STATUS.get() {
-        if e == epoch && s == statement {
+        if e == binding_epoch && s == statement {
             return status;
         }
     }
+    let before = invalidation::epoch();
+    invalidation::refresh();
     let status = effective_status(
-        lookup(&binding.serial, Visibility::Statement).registry,
+        registry_status(&binding.serial, Visibility::Statement, before),
         binding.not_after,
         pg_timestamp_to_unix(statement),
     );
-    STATEMENT_STATUS.set(Some((epoch, statement, status)));
+    STATEMENT_STATUS.set(Some((binding_epoch, statement, status)));
     status
 }
 

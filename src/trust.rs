@@ -1,5 +1,5 @@
 //! Trust anchors: the CA certificates agent certificates must chain to.
-//! Stored in `kakunin.trust_anchors`, cached per backend by generation.
+//! Stored in `kakunin.trust_anchors`, cached per backend per invalidation epoch.
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -9,35 +9,28 @@ use kakunin_core::chain;
 use pgrx::prelude::*;
 
 use crate::error::{spi_failed, KakuninError, OrRaise};
-use crate::privilege;
 use crate::spi_read::{self, Visibility};
+use crate::{invalidation, privilege, registry};
 
-struct CachedAnchors {
-    generation: i64,
-    ders: Rc<Vec<Vec<u8>>>,
-}
+/// DER of each trusted anchor, with the epoch tag it is valid for (see `registry::tag_for`).
+pub type TaggedAnchors = (u64, Rc<Vec<Vec<u8>>>);
 
 thread_local! {
-    static ANCHORS: RefCell<Option<CachedAnchors>> = const { RefCell::new(None) };
+    static ANCHORS: RefCell<Option<TaggedAnchors>> = const { RefCell::new(None) };
+    static ANCHORS_PLAN: Cell<pgrx::pg_sys::SPIPlanPtr> = const { Cell::new(std::ptr::null_mut()) };
 }
 
-/// The anchors of trust-store `generation` (see `registry::lookup`), read from
-/// the table only when the generation moved.
-pub fn anchors(generation: i64, visibility: Visibility) -> Rc<Vec<Vec<u8>>> {
-    if let Some(ders) = ANCHORS.with(|a| {
-        a.borrow()
-            .as_ref()
-            .filter(|c| c.generation == generation)
-            .map(|c| c.ders.clone())
-    }) {
-        return ders;
-    }
-    thread_local! {
-        static PLAN: Cell<pgrx::pg_sys::SPIPlanPtr> = const { Cell::new(std::ptr::null_mut()) };
+/// The trusted anchors (DER) and the epoch tag they are valid for, read from
+/// the table only after an invalidation. `epoch_before` is
+/// [`invalidation::epoch`] before the caller's `refresh`.
+pub fn anchors(visibility: Visibility, epoch_before: u64) -> TaggedAnchors {
+    let current = invalidation::epoch();
+    if let Some(hit) = ANCHORS.with(|a| a.borrow().clone().filter(|(tag, _)| *tag == current)) {
+        return hit;
     }
     let ders: Vec<Vec<u8>> = spi_read::query(
         visibility,
-        &PLAN,
+        &ANCHORS_PLAN,
         c"SELECT certificate FROM kakunin.trust_anchors",
         &[],
         &[],
@@ -46,14 +39,9 @@ pub fn anchors(generation: i64, visibility: Visibility) -> Rc<Vec<Vec<u8>>> {
     .into_iter()
     .flatten()
     .collect();
-    let ders = Rc::new(ders);
-    ANCHORS.with(|a| {
-        *a.borrow_mut() = Some(CachedAnchors {
-            generation,
-            ders: ders.clone(),
-        })
-    });
-    ders
+    let entry = (registry::tag_for(visibility, epoch_before), Rc::new(ders));
+    ANCHORS.with(|a| *a.borrow_mut() = Some(entry.clone()));
+    entry
 }
 
 /// `kakunin.add_trust_anchor(pem, name)`: trusts a CA certificate (root or
@@ -85,7 +73,7 @@ fn add_trust_anchor(pem: Option<&str>, name: Option<&str>) -> pgrx::JsonB {
     let fingerprint = kakunin_core::sha256_hex(der);
     let actor = privilege::current_user_name();
     // No row limit on these writes: with SPI's tcount the executor stops early
-    // and the statement trigger that bumps the trust generation does not fire.
+    // and the statement trigger that invalidates other backends' caches does not fire.
     let inserted = privilege::as_extension_owner(|| {
         Spi::connect_mut(|client| {
             client

@@ -2,7 +2,7 @@
 -- bind with that status and every `kakunin_cert_status() = 'active'` policy
 -- returns zero rows; a status change reaches the very next statement.
 BEGIN;
-SELECT plan(22);
+SELECT plan(28);
 CALL kakunin_test.share_pgtap();
 
 -- An expired but genuine certificate binds as expired, never as active.
@@ -64,6 +64,35 @@ SET ROLE app_user;
 SELECT matches(kakunin_test.error_of($$SELECT kakunin.set_certificate_status('0a', 'revoked', NULL)$$),
     '^42501: permission denied for function set_certificate_status', 'an ordinary role cannot change status');
 RESET ROLE;
+
+-- Across sessions: a revocation committed by an admin reaches the very next
+-- statement of a transaction that bound the certificate earlier, and a
+-- removed trust anchor the next bind. Both are undone at the end.
+SELECT dblink_connect('agent', kakunin_test.connstr('gateway_app')) \g /dev/null
+SELECT dblink_connect('admin', kakunin_test.connstr('admin_user')) \g /dev/null
+CREATE FUNCTION pg_temp.ask(conn text, sql text) RETURNS text LANGUAGE sql AS
+$$ SELECT v FROM dblink(conn, sql) AS t(v text) $$;
+CREATE TEMP TABLE b_serial AS SELECT (kakunin.validate_certificate(kakunin_test.cert('agent-b')))->>'serial' AS serial;
+SELECT dblink_exec('agent', 'BEGIN') \g /dev/null
+SELECT is(pg_temp.ask('agent', format('SELECT kakunin.bind_agent(%L)->>''status''', kakunin_test.cert('agent-b'))),
+    'active', 'session 1 binds agent-b');
+SELECT is(pg_temp.ask('agent', 'SELECT kakunin_cert_status()'), 'active', 'session 1 sees active');
+SELECT is(pg_temp.ask('admin', format('SELECT kakunin.set_certificate_status(%L, ''revoked'', ''test'')->>''status''',
+    (SELECT serial FROM b_serial))), 'revoked', 'session 2 revokes and commits');
+SELECT is(pg_temp.ask('agent', 'SELECT kakunin_cert_status()'), 'revoked',
+    'session 1''s next statement, same transaction, sees revoked');
+SELECT dblink_exec('agent', 'ROLLBACK') \g /dev/null
+SELECT pg_temp.ask('admin', format('SELECT kakunin.set_certificate_status(%L, ''active'', NULL)::text',
+    (SELECT serial FROM b_serial))) \g /dev/null
+SELECT is(pg_temp.ask('agent', format('SELECT kakunin.bind_agent(%L)->>''status''', kakunin_test.cert('agent-b'))),
+    'active', 'reinstated in session 2: session 1 binds active again');
+SELECT pg_temp.ask('admin', 'SELECT kakunin.remove_trust_anchor(''test root'')::text') \g /dev/null
+SELECT matches(kakunin_test.error_of(format($$SELECT * FROM dblink('agent', %L) AS t(v text)$$,
+        format('SELECT kakunin.bind_agent(%L)::text', kakunin_test.cert('agent-b')))),
+    'no trust anchor is configured', 'an anchor removed in session 2 is no longer trusted by session 1''s next bind');
+SELECT pg_temp.ask('admin', format('SELECT kakunin.add_trust_anchor(%L, ''test root'')::text', kakunin_test.cert('root-ca'))) \g /dev/null
+SELECT dblink_disconnect('agent') \g /dev/null
+SELECT dblink_disconnect('admin') \g /dev/null
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -31,8 +31,8 @@ SELECT matches(kakunin_test.error_of($$SELECT kakunin.add_trust_anchor(kakunin_t
     '^42501: permission denied for function add_trust_anchor', 'an ordinary role cannot add an anchor');
 SELECT matches(kakunin_test.error_of($$INSERT INTO kakunin.trust_anchors (name, fingerprint, subject, certificate, not_after) VALUES ('x', 'x', 'x', '\x00', now())$$),
     '^42501: permission denied for table trust_anchors', 'nor write the anchor table');
-SELECT matches(kakunin_test.error_of($$UPDATE kakunin.trust_store_state SET generation = 0$$),
-    '^42501: permission denied', 'nor the trust generation');
+SELECT matches(kakunin_test.error_of($$DELETE FROM kakunin.proof_replay$$),
+    '^42501: permission denied', 'nor the proof replay table');
 SELECT matches(kakunin_test.error_of($$DELETE FROM kakunin.certificate_status$$),
     '^42501: permission denied', 'nor the status registry');
 SELECT matches(kakunin_test.error_of($$SELECT reason FROM kakunin.certificate_status$$),

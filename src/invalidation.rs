@@ -1,0 +1,71 @@
+//! Cross-session cache invalidation without shared memory.
+//!
+//! A statement trigger on `kakunin.certificate_status` and
+//! `kakunin.trust_anchors` queues a relcache invalidation for the table; at
+//! commit PostgreSQL broadcasts it to every backend. Our relcache callback turns
+//! it into a new backend-local epoch, and every cache of registry or anchor data
+//! is valid for one epoch only. [`refresh`] drains pending invalidations (a
+//! flag check when there are none), so the first helper call of each statement
+//! sees changes committed before it — without an SPI round trip per statement
+//! and without `shared_preload_libraries`.
+
+use std::cell::Cell;
+
+use pgrx::pg_sys;
+use pgrx::prelude::*;
+
+thread_local! {
+    static EPOCH: Cell<u64> = const { Cell::new(1) };
+}
+
+pub fn register() {
+    // SAFETY: registering a callback is what _PG_init is for; the callback only
+    // bumps a thread-local counter, as callbacks must not touch the catalogs.
+    unsafe {
+        pg_sys::CacheRegisterRelcacheCallback(
+            Some(on_relcache_invalidation),
+            pg_sys::Datum::from(0),
+        )
+    };
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn on_relcache_invalidation(_arg: pg_sys::Datum, _relid: pg_sys::Oid) {
+    // Any relation: resolving our tables' OIDs here would need the catalogs.
+    // Invalidations of other relations (DDL, ANALYZE) only cost a re-read.
+    EPOCH.set(EPOCH.get().wrapping_add(1));
+}
+
+/// Processes invalidations other backends have committed since the last call.
+pub fn refresh() {
+    // SAFETY: AcceptInvalidationMessages is called by PostgreSQL at every lock
+    // acquisition; calling it between rows is equally safe.
+    unsafe { pg_sys::AcceptInvalidationMessages() };
+}
+
+/// Caches of registry and anchor data are valid while this does not change.
+pub fn epoch() -> u64 {
+    EPOCH.get()
+}
+
+/// Trigger `kakunin.invalidate_caches()`: queues a relcache invalidation of the
+/// table it fires on, broadcast to every backend when the transaction commits.
+#[no_mangle]
+#[pg_guard]
+pub unsafe extern "C-unwind" fn kakunin_invalidate_caches(
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> pg_sys::Datum {
+    // SAFETY: PostgreSQL calls a trigger function with fcinfo->context pointing
+    // to a TriggerData node; anything else is refused before it is read.
+    unsafe {
+        let context = (*fcinfo).context;
+        if context.is_null() || (*context).type_ != pg_sys::NodeTag::T_TriggerData {
+            pgrx::error!("kakunin.invalidate_caches() must be called as a trigger");
+        }
+        let trigger = context.cast::<pg_sys::TriggerData>();
+        pg_sys::CacheInvalidateRelcacheByRelid((*(*trigger).tg_relation).rd_id);
+    }
+    pg_sys::Datum::from(0)
+}
+
+crate::fmgr::fmgr_v1!(pg_finfo_kakunin_invalidate_caches);
