@@ -1,9 +1,9 @@
 -- kakunin_pg: the bind procedure, grants and documentation. Runs after the
 -- generated functions.
 
+-- A C procedure (src/bind.rs): CALL runs no SQL body and builds no result.
 CREATE PROCEDURE kakunin.bind_agent_session(certificate text, proof text DEFAULT NULL)
-LANGUAGE sql
-AS $$ SELECT kakunin.bind_agent(certificate, proof) $$;
+LANGUAGE c AS 'MODULE_PATHNAME', 'bind_agent_session_wrapper';
 
 -- Everyone may try to bind: the certificate and the proof decide.
 GRANT USAGE ON SCHEMA kakunin TO PUBLIC;

@@ -1,5 +1,7 @@
-//! `kakunin.bind_agent` (and the procedure `kakunin.bind_agent_session` over it)
+//! `kakunin.bind_agent`, the procedure `kakunin.bind_agent_session`,
 //! and `kakunin.validate_certificate`.
+
+use std::rc::Rc;
 
 use kakunin_core::binding::{Binding, CertStatus};
 use kakunin_core::{proof, rfc3339};
@@ -15,11 +17,33 @@ fn identity(message: impl Into<String>) -> KakuninError {
     KakuninError::Identity(message.into())
 }
 
+/// `CALL kakunin.bind_agent_session(certificate, proof)`: binds and returns
+/// nothing. Declared as a C procedure in `sql/finalize.sql` (pgrx generates
+/// functions only), so a CALL runs no SQL body and builds no result.
+#[pg_extern(sql = false)]
+fn bind_agent_session(certificate: Option<&str>, proof: Option<&str>) {
+    bind(certificate, proof);
+}
+
 /// Binds the agent identity of `certificate` for the rest of the transaction.
 /// Returns what was bound. Members of `kakunin_gateway` may omit `proof`;
 /// everyone else must prove possession of the certificate's key.
 #[pg_extern(schema = "kakunin", volatile, parallel_unsafe)]
 fn bind_agent(certificate: Option<&str>, proof: default!(Option<&str>, "NULL")) -> pgrx::JsonB {
+    let (binding, status) = bind(certificate, proof);
+    pgrx::JsonB(json!({
+        "agent_id": binding.agent_id,
+        "tenant_id": binding.tenant_id,
+        "serial": binding.serial,
+        "status": status.as_str(),
+        "scope": binding.scope,
+        "not_after": rfc3339(binding.not_after),
+        "method": binding.method,
+    }))
+}
+
+/// Validates, checks the caller's right to bind, and stores the binding.
+fn bind(certificate: Option<&str>, proof: Option<&str>) -> (Rc<Binding>, CertStatus) {
     let certificate = certificate
         .ok_or_else(|| identity("certificate must not be NULL"))
         .or_raise();
@@ -65,7 +89,7 @@ fn bind_agent(certificate: Option<&str>, proof: default!(Option<&str>, "NULL")) 
         fingerprint: checked.fingerprint.clone(),
         method: method.to_string(),
     };
-    binding_setting::set_local(&binding);
+    let binding = binding_setting::set_local(binding);
 
     // SAFETY: IsTransactionBlock only reads the transaction state.
     if !unsafe { pgrx::pg_sys::IsTransactionBlock() } {
@@ -77,15 +101,7 @@ fn bind_agent(certificate: Option<&str>, proof: default!(Option<&str>, "NULL")) 
         );
     }
 
-    pgrx::JsonB(json!({
-        "agent_id": binding.agent_id,
-        "tenant_id": binding.tenant_id,
-        "serial": binding.serial,
-        "status": checked.status.as_str(),
-        "scope": binding.scope,
-        "not_after": rfc3339(binding.not_after),
-        "method": method,
-    }))
+    (binding, checked.status)
 }
 
 /// Verifies the proof and records its `jti` so it cannot be used again while

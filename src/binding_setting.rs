@@ -35,6 +35,8 @@ thread_local! {
     /// True only while [`set_local`] writes the setting.
     static WRITE_ALLOWED: Cell<bool> = const { Cell::new(false) };
     static CURRENT: RefCell<Option<Rc<Binding>>> = const { RefCell::new(None) };
+    /// The binding `set_local` is writing, so the assign hook need not parse it.
+    static PENDING: RefCell<Option<(CString, Rc<Binding>)>> = const { RefCell::new(None) };
     /// Bumped on every change, so per-binding caches can tell bindings apart
     /// even when a savepoint rollback restores an older one.
     static EPOCH: Cell<u64> = const { Cell::new(0) };
@@ -117,7 +119,7 @@ pub fn epoch() -> u64 {
 
 /// Stores `binding` with the effect of `SET LOCAL`: restored by PostgreSQL at the
 /// end of the transaction, or of the savepoint, it was made in.
-pub fn set_local(binding: &Binding) {
+pub fn set_local(binding: Binding) -> Rc<Binding> {
     thread_local! { static NONCE: Cell<u64> = const { Cell::new(0) }; }
     NONCE.set(NONCE.get() + 1);
     // SAFETY: MyProcPid is set once at backend start and only read here.
@@ -126,10 +128,14 @@ pub fn set_local(binding: &Binding) {
     // JSON escapes control characters, so the encoding never holds a NUL.
     let value = CString::new(encoded).unwrap_or_default();
 
+    let binding = Rc::new(binding);
+    PENDING.with(|p| *p.borrow_mut() = Some((value.clone(), binding.clone())));
+
     struct AllowWrite;
     impl Drop for AllowWrite {
         fn drop(&mut self) {
             WRITE_ALLOWED.set(false);
+            PENDING.with(|p| *p.borrow_mut() = None);
         }
     }
     WRITE_ALLOWED.set(true);
@@ -149,4 +155,5 @@ pub fn set_local(binding: &Binding) {
             false,
         );
     }
+    binding
 }
