@@ -35,7 +35,7 @@ print("   (c) bound values as literals (the floor)  (d) the seed's SQL helpers p
 for mode in ("serial", "parallel"):
     m = rls_medians(f"{out}/rls_{mode}.txt")
     rows = {f: m[f][1] for f in m}
-    print(f"\n   {mode} plan, median of 7 runs:")
+    print(f"\n   {mode} plan, median of 9 runs:")
     for f in "abcd":
         print(f"     ({f}) {m[f][0]:8.1f} ms   rows={rows[f]}")
     if len(set(rows.values())) != 1:

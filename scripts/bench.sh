@@ -12,7 +12,7 @@ SOCK=$DIR/sock
 PORT=55450
 DB=kakunin_bench
 OUT=$DIR/results
-RUNS=7
+RUNS=9
 
 echo "[bench] release build and install"
 cargo pgrx install --release --pg-config "$PG_CONFIG" >/dev/null 2>&1
