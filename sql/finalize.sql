@@ -22,7 +22,8 @@ REVOKE EXECUTE ON FUNCTION kakunin.invalidate_caches() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION kakunin.add_trust_anchor(text, text) TO kakunin_admin;
 GRANT EXECUTE ON FUNCTION kakunin.remove_trust_anchor(text) TO kakunin_admin;
 GRANT EXECUTE ON FUNCTION kakunin.set_certificate_status(text, text, text) TO kakunin_admin;
-GRANT SELECT ON ALL TABLES IN SCHEMA kakunin TO kakunin_admin;
+GRANT SELECT ON kakunin.trust_anchors, kakunin.certificate_status, kakunin.proof_replay,
+    kakunin.api_key_events TO kakunin_admin;
 
 COMMENT ON PROCEDURE kakunin.bind_agent_session(text, text) IS
     'Validates an agent certificate (PEM chain or base64 DER) and binds its identity, status and financial scope until the end of the current transaction. proof: a compact JWS signed by the certificate key (required unless the caller is a kakunin_gateway member).';
@@ -48,3 +49,17 @@ COMMENT ON FUNCTION kakunin_permitted_venues() IS
 COMMENT ON FUNCTION kakunin_scope() IS 'Policy helper: the whole bound financial scope (instruments, venues, limits), or NULL.';
 COMMENT ON FUNCTION kakunin_tenant_id() IS 'Policy helper: the bound tenant id, or NULL.';
 COMMENT ON FUNCTION kakunin_cert_serial() IS 'Policy helper: the bound certificate serial (lowercase hex), or NULL.';
+
+COMMENT ON FUNCTION kakunin.create_api_key(text, text, text[], timestamptz, jsonb, text) IS
+    'Creates an API key and returns its id and plaintext, once. Only SHA-256 of the secret is kept. The bound owner or kakunin_admin; a caller bound with an API key can only create keys within its own capabilities, expiry and tenant.';
+COMMENT ON FUNCTION kakunin.verify_api_key(text) IS
+    'Checks an API key: {valid, key_id, owner_id, tenant_id, capabilities, claims, expires_at} or {valid: false, reason: malformed|unknown|revoked|expired}. One index probe and a constant-time hash comparison.';
+COMMENT ON FUNCTION kakunin.bind_api_key(text) IS
+    'Binds an API key''s identity (owner as agent id, tenant, capabilities, claims as scope) until the end of the transaction; an invalid key raises 28000.';
+COMMENT ON FUNCTION kakunin.revoke_api_key(uuid, text) IS 'Revokes a key the caller manages; false if it was already revoked.';
+COMMENT ON FUNCTION kakunin.rotate_api_key(uuid, interval) IS
+    'Creates a replacement key with the same owner, capabilities, claims and expiry; the old key works for the grace period only.';
+COMMENT ON FUNCTION kakunin.update_api_key_claims(uuid, jsonb) IS
+    'Replaces a key''s claims (the owner bound by certificate, or kakunin_admin).';
+COMMENT ON FUNCTION kakunin.authorize(text) IS 'Policy helper: true while the bound API key is active and has the capability.';
+COMMENT ON FUNCTION kakunin_key_id() IS 'Policy helper: the bound API key id, or NULL.';

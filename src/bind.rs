@@ -13,7 +13,7 @@ use crate::error::{spi_failed, KakuninError, OrRaise};
 use crate::spi_read::Visibility;
 use crate::{binding_setting, privilege, registry};
 
-fn identity(message: impl Into<String>) -> KakuninError {
+pub fn identity(message: impl Into<String>) -> KakuninError {
     KakuninError::Identity(message.into())
 }
 
@@ -67,16 +67,6 @@ fn bind(certificate: Option<&str>, proof: Option<&str>) -> (Rc<Binding>, CertSta
         "proof"
     };
 
-    if let Some(current) = binding_setting::current() {
-        if current.agent_id != checked.profile.agent_id && !gateway {
-            identity(format!(
-                "agent \"{}\" is already bound in this transaction; only kakunin_gateway members may bind a different agent",
-                current.agent_id
-            ))
-            .raise();
-        }
-    }
-
     let profile = &checked.profile;
     let binding = Binding {
         agent_id: profile.agent_id.clone(),
@@ -88,20 +78,35 @@ fn bind(certificate: Option<&str>, proof: Option<&str>) -> (Rc<Binding>, CertSta
         scope: profile.scope.to_json(),
         fingerprint: checked.fingerprint.clone(),
         method: method.to_string(),
+        key_id: None,
+        capabilities: Vec::new(),
     };
-    let binding = binding_setting::set_local(binding);
+    (store(binding, gateway), checked.status)
+}
 
+/// Stores a validated binding for the rest of the transaction. A caller that
+/// is not a gateway may not swap to a different identity mid-transaction.
+pub fn store(binding: Binding, gateway: bool) -> Rc<Binding> {
+    if let Some(current) = binding_setting::current() {
+        if current.agent_id != binding.agent_id && !gateway {
+            identity(format!(
+                "agent \"{}\" is already bound in this transaction; only kakunin_gateway members may bind a different agent",
+                current.agent_id
+            ))
+            .raise();
+        }
+    }
+    let binding = binding_setting::set_local(binding);
     // SAFETY: IsTransactionBlock only reads the transaction state.
     if !unsafe { pgrx::pg_sys::IsTransactionBlock() } {
         ereport!(
             WARNING,
             PgSqlErrorCode::ERRCODE_NO_ACTIVE_SQL_TRANSACTION,
-            "kakunin.bind_agent_session outside a transaction block binds for this statement only",
-            "Run it after BEGIN, like SET LOCAL, so that later statements see the binding."
+            "a binding made outside a transaction block lasts for this statement only",
+            "Bind after BEGIN, like SET LOCAL, so that later statements see the binding."
         );
     }
-
-    (binding, checked.status)
+    binding
 }
 
 /// Verifies the proof and records its `jti` so it cannot be used again while

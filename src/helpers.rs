@@ -26,7 +26,7 @@ struct BoundDatums {
     transaction: pg_sys::LocalTransactionId,
     agent_id: Datum,
     tenant_id: Option<Datum>,
-    serial: Datum,
+    serial: Option<Datum>,
     instruments: Datum,
     venues: Datum,
 }
@@ -65,7 +65,9 @@ fn bound() -> Option<BoundDatums> {
             transaction,
             agent_id: text(&binding.agent_id),
             tenant_id: binding.tenant_id.as_deref().map(text),
-            serial: text(&binding.serial),
+            serial: Some(binding.serial.as_str())
+                .filter(|s| !s.is_empty())
+                .map(text),
             instruments: binding
                 .instruments
                 .clone()
@@ -166,8 +168,8 @@ pub unsafe extern "C-unwind" fn kakunin_tenant_id(fcinfo: FunctionCallInfo) -> D
 #[no_mangle]
 #[pg_guard]
 pub unsafe extern "C-unwind" fn kakunin_cert_serial(fcinfo: FunctionCallInfo) -> Datum {
-    match bound() {
-        Some(b) => b.serial,
+    match bound().and_then(|b| b.serial) {
+        Some(serial) => serial,
         // SAFETY: fcinfo is this call's.
         None => unsafe { return_null(fcinfo) },
     }

@@ -1,6 +1,7 @@
 //! kakunin_pg: agent identity for row-level security.
 //!
 //! - `binding_setting`: where a binding lives for the transaction, unforgeably.
+//! - `api_keys`: API keys (create, verify, bind, rotate, revoke) and `authorize()`.
 //! - `bind`: `kakunin.bind_agent[_session]`, `kakunin.validate_certificate`.
 //! - `certificate`: the validation engine (profile, path, status) and its cache.
 //! - `helpers`: the policy helpers (`kakunin_agent_id()` and friends).
@@ -13,6 +14,7 @@
 
 use pgrx::prelude::*;
 
+mod api_keys;
 mod bind;
 mod binding_setting;
 mod certificate;
@@ -29,6 +31,11 @@ mod trust;
 
 pgrx::extension_sql_file!("../sql/bootstrap.sql", name = "bootstrap", bootstrap);
 pgrx::extension_sql_file!("../sql/helpers.sql", name = "helpers");
+pgrx::extension_sql_file!(
+    "../sql/api_keys.sql",
+    name = "api_keys",
+    requires = ["helpers"]
+);
 pgrx::extension_sql_file!("../sql/finalize.sql", name = "finalize", finalize);
 
 /// Declares schema `kakunin` to pgrx so `#[pg_extern(schema = "kakunin")]`

@@ -100,17 +100,22 @@ pub const ADMIN_ROLE: &CStr = c"kakunin_admin";
 /// EXECUTE on the admin functions is granted to `kakunin_admin` only; this check
 /// keeps that true even if someone later grants EXECUTE more widely.
 pub fn require_admin(function: &str) {
-    // SAFETY: as in caller_is_gateway.
-    let allowed = unsafe {
-        let admin = pg_sys::get_role_oid(ADMIN_ROLE.as_ptr(), true);
-        let user = pg_sys::GetUserId();
-        (admin != pg_sys::InvalidOid && pg_sys::has_privs_of_role(user, admin))
-            || pg_sys::has_privs_of_role(user, extension_owner())
-    };
+    let allowed = is_admin();
     if !allowed {
         crate::error::KakuninError::Privilege(format!(
             "permission denied for {function}: only members of kakunin_admin may call it"
         ))
         .raise();
+    }
+}
+
+/// Members of `kakunin_admin` (and the extension owner, and superusers).
+pub fn is_admin() -> bool {
+    // SAFETY: as in caller_is_gateway.
+    unsafe {
+        let admin = pg_sys::get_role_oid(ADMIN_ROLE.as_ptr(), true);
+        let user = pg_sys::GetUserId();
+        (admin != pg_sys::InvalidOid && pg_sys::has_privs_of_role(user, admin))
+            || pg_sys::has_privs_of_role(user, extension_owner())
     }
 }

@@ -86,7 +86,7 @@ thread_local! {
     static STATEMENT_STATUS: Cell<Option<(u64, i64, CertStatus)>> = const { Cell::new(None) };
 }
 
-/// Live status of the bound certificate for the current statement. The first
+/// Live status of the bound certificate (or API key) for the current statement. The first
 /// call of each statement drains pending invalidations, so a status change
 /// committed before the statement began is seen; the registry itself is read
 /// only when an invalidation says it may have changed.
@@ -101,11 +101,15 @@ pub fn bound_status(binding: &Binding) -> CertStatus {
     }
     let before = invalidation::epoch();
     invalidation::refresh();
-    let status = effective_status(
-        registry_status(&binding.serial, Visibility::Statement, before),
-        binding.not_after,
-        pg_timestamp_to_unix(statement),
-    );
+    let now = pg_timestamp_to_unix(statement);
+    let status = match &binding.key_id {
+        Some(key_id) => crate::api_keys::key_status(key_id, Visibility::Statement, before, now),
+        None => effective_status(
+            registry_status(&binding.serial, Visibility::Statement, before),
+            binding.not_after,
+            now,
+        ),
+    };
     STATEMENT_STATUS.set(Some((binding_epoch, statement, status)));
     status
 }

@@ -63,8 +63,14 @@ pub struct Binding {
     pub scope: Value,
     /// SHA-256 of the leaf DER.
     pub fingerprint: String,
-    /// `gateway` or `proof`: how the caller showed it may bind this certificate.
+    /// `gateway` or `proof` for a certificate, `api_key` for an API key.
     pub method: String,
+    /// The API key bound, if the identity came from one (then `serial` is empty).
+    #[serde(default)]
+    pub key_id: Option<String>,
+    /// The API key's capabilities (empty for a certificate binding).
+    #[serde(default)]
+    pub capabilities: Vec<String>,
 }
 
 impl Binding {
@@ -101,6 +107,8 @@ mod tests {
             scope: serde_json::json!({"instruments": ["AAPL"]}),
             fingerprint: "ff".into(),
             method: "gateway".into(),
+            key_id: None,
+            capabilities: vec![],
         };
         let text = b.encode("42.1");
         assert_eq!(Binding::decode(&text), Some(("42.1", b)));

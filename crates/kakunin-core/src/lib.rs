@@ -5,8 +5,10 @@
 //! - [`profile`]: reading the agent profile (agent id, tenant, serial, scope) from a leaf.
 //! - [`chain`]: path validation to trust anchors with rustls-webpki.
 //! - [`proof`]: proof of possession, a compact JWS signed by the certificate's key.
+//! - [`api_key`]: API key format, generation and constant-time checking.
 //! - [`binding`]: the record a successful bind stores for the current transaction.
 
+pub mod api_key;
 pub mod binding;
 pub mod certificate_input;
 pub mod chain;

@@ -1,0 +1,66 @@
+-- API keys (src/api_keys.rs). Only SHA-256 of each secret is stored, in a
+-- column no role is granted; all writes go through the kakunin functions.
+
+CREATE TABLE kakunin.api_keys (
+    key_id         uuid PRIMARY KEY,
+    owner_id       text NOT NULL CHECK (length(owner_id) BETWEEN 1 AND 256),
+    tenant_id      text,
+    name           text NOT NULL CHECK (length(name) BETWEEN 1 AND 200),
+    secret_hash    bytea NOT NULL CHECK (length(secret_hash) = 32),
+    capabilities   text[] NOT NULL DEFAULT '{}',
+    claims         jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(claims) = 'object'),
+    created_at     timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    created_by     text NOT NULL,
+    expires_at     timestamptz,
+    revoked_at     timestamptz,
+    revoked_reason text,
+    rotated_to     uuid,
+    last_used_at   timestamptz
+);
+CREATE INDEX api_keys_owner_idx ON kakunin.api_keys (owner_id);
+COMMENT ON TABLE kakunin.api_keys IS
+    'API keys: owner, tenant, capabilities, claims, expiry and revocation. secret_hash (SHA-256 of the secret) is readable by no role. Rows are visible to their owner (the bound agent) and to kakunin_admin.';
+
+-- Owners see their own keys (the same bound identity policies use); admins all.
+ALTER TABLE kakunin.api_keys ENABLE ROW LEVEL SECURITY;
+CREATE POLICY owner_or_admin ON kakunin.api_keys FOR SELECT
+    USING (owner_id OPERATOR(pg_catalog.=) @extschema@.kakunin_agent_id()
+           OR pg_catalog.pg_has_role('kakunin_admin', 'MEMBER'));
+GRANT SELECT (key_id, owner_id, tenant_id, name, capabilities, claims, created_at, created_by,
+              expires_at, revoked_at, revoked_reason, rotated_to, last_used_at)
+    ON kakunin.api_keys TO PUBLIC;
+
+CREATE TRIGGER invalidate_caches
+    AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON kakunin.api_keys
+    FOR EACH STATEMENT EXECUTE FUNCTION kakunin.invalidate_caches();
+
+-- Who created, rotated, revoked or changed a key, and every failed verification
+-- (the audit log takes this over once it exists).
+CREATE TABLE kakunin.api_key_events (
+    id       bigserial PRIMARY KEY,
+    at       timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    key_id   uuid,
+    event    text NOT NULL CHECK (event IN ('created', 'rotated', 'revoked', 'claims_updated', 'verify_failed')),
+    actor    text NOT NULL,
+    agent_id text,
+    reason   text
+);
+COMMENT ON TABLE kakunin.api_key_events IS
+    'API key events: created, rotated, revoked, claims_updated, verify_failed, with who (role and bound agent), when and why.';
+GRANT SELECT ON kakunin.api_key_events TO kakunin_admin;
+
+CREATE FUNCTION kakunin.list_api_keys(owner_id text)
+RETURNS TABLE (key_id uuid, name text, owner_id text, tenant_id text, capabilities text[], claims jsonb,
+               created_at timestamptz, expires_at timestamptz, revoked_at timestamptz,
+               rotated_to uuid, last_used_at timestamptz)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog
+AS $$
+    SELECT k.key_id, k.name, k.owner_id, k.tenant_id, k.capabilities, k.claims,
+           k.created_at, k.expires_at, k.revoked_at, k.rotated_to, k.last_used_at
+    FROM kakunin.api_keys k
+    WHERE k.owner_id = list_api_keys.owner_id
+    ORDER BY k.created_at, k.key_id
+$$;
+COMMENT ON FUNCTION kakunin.list_api_keys(text) IS
+    'The keys of an owner that the caller may see (its own, or all for kakunin_admin); never a hash.';
