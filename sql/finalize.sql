@@ -63,3 +63,16 @@ COMMENT ON FUNCTION kakunin.update_api_key_claims(uuid, jsonb) IS
     'Replaces a key''s claims (the owner bound by certificate, or kakunin_admin).';
 COMMENT ON FUNCTION kakunin.authorize(text) IS 'Policy helper: true while the bound API key is active and has the capability.';
 COMMENT ON FUNCTION kakunin_key_id() IS 'Policy helper: the bound API key id, or NULL.';
+
+-- Supabase / PostgREST: service_role is Supabase's administrative API role, so
+-- it manages anchors, status and keys; anon and authenticated need nothing
+-- beyond PUBLIC (they may try to bind; policies decide the rest).
+DO $supabase$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'service_role') THEN
+        GRANT kakunin_admin TO service_role;
+    END IF;
+END
+$supabase$;
+COMMENT ON FUNCTION kakunin.pre_request() IS
+    'PostgREST db-pre-request hook: binds from request.headers (x-kakunin-certificate + x-kakunin-proof, else x-api-key); a bad header raises, no header binds nothing. A certificate binds without proof only if the session user (PostgREST''s authenticator) is a kakunin_gateway member.';

@@ -183,13 +183,26 @@ fn bind_api_key(api_key: Option<&str>) -> pgrx::JsonB {
     let text = api_key
         .ok_or_else(|| identity("api_key must not be NULL"))
         .or_raise();
+    let bound = bind_key(text);
+    pgrx::JsonB(json!({
+        "agent_id": bound.agent_id,
+        "tenant_id": bound.tenant_id,
+        "key_id": bound.key_id,
+        "capabilities": bound.capabilities,
+        "claims": bound.scope,
+        "status": "active",
+        "method": "api_key",
+    }))
+}
+
+/// Verifies `text` and binds the key's identity; raises 28000 if invalid.
+pub fn bind_key(text: &str) -> std::rc::Rc<Binding> {
     let (parsed, row) = verify(text)
         .map_err(|reason| identity(format!("API key refused: {reason}")))
         .or_raise();
     touch(&parsed.key_id);
     // A key's claims may carry a financial scope, in the certificate's format.
     let scope = FinancialScope::from_json(&row.claims.to_string()).unwrap_or_default();
-    let key_id = api_key::uuid_string(&parsed.key_id);
     let binding = Binding {
         agent_id: row.owner_id,
         tenant_id: row.tenant_id,
@@ -200,19 +213,10 @@ fn bind_api_key(api_key: Option<&str>) -> pgrx::JsonB {
         scope: row.claims,
         fingerprint: String::new(),
         method: "api_key".into(),
-        key_id: Some(key_id.clone()),
+        key_id: Some(api_key::uuid_string(&parsed.key_id)),
         capabilities: row.capabilities,
     };
-    let bound = store(binding, privilege::caller_is_gateway());
-    pgrx::JsonB(json!({
-        "agent_id": bound.agent_id,
-        "tenant_id": bound.tenant_id,
-        "key_id": key_id,
-        "capabilities": bound.capabilities,
-        "claims": bound.scope,
-        "status": "active",
-        "method": "api_key",
-    }))
+    store(binding, privilege::caller_is_gateway())
 }
 
 #[derive(Clone, Copy)]

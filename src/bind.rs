@@ -44,6 +44,15 @@ fn bind_agent(certificate: Option<&str>, proof: default!(Option<&str>, "NULL")) 
 
 /// Validates, checks the caller's right to bind, and stores the binding.
 fn bind(certificate: Option<&str>, proof: Option<&str>) -> (Rc<Binding>, CertStatus) {
+    bind_with(certificate, proof, privilege::caller_is_gateway())
+}
+
+/// As [`bind`], with the caller's gateway standing decided by the caller.
+pub fn bind_with(
+    certificate: Option<&str>,
+    proof: Option<&str>,
+    gateway: bool,
+) -> (Rc<Binding>, CertStatus) {
     let certificate = certificate
         .ok_or_else(|| identity("certificate must not be NULL"))
         .or_raise();
@@ -51,8 +60,6 @@ fn bind(certificate: Option<&str>, proof: Option<&str>) -> (Rc<Binding>, CertSta
     let checked = certificate::check(certificate, now, Visibility::Latest)
         .map_err(|refusal| identity(refusal.message))
         .or_raise();
-    let gateway = privilege::caller_is_gateway();
-
     let method = if gateway && proof.is_none() {
         "gateway"
     } else {

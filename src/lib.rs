@@ -4,6 +4,7 @@
 //! - `api_keys`: API keys (create, verify, bind, rotate, revoke) and `authorize()`.
 //! - `bind`: `kakunin.bind_agent[_session]`, `kakunin.validate_certificate`.
 //! - `certificate`: the validation engine (profile, path, status) and its cache.
+//! - `postgrest`: `kakunin.pre_request()` for PostgREST / Supabase.
 //! - `helpers`: the policy helpers (`kakunin_agent_id()` and friends).
 //! - `registry`: certificate status (`kakunin.certificate_status`).
 //! - `invalidation`: cross-session cache invalidation through relcache messages.
@@ -22,6 +23,7 @@ mod error;
 mod fmgr;
 mod helpers;
 mod invalidation;
+mod postgrest;
 mod privilege;
 mod registry;
 mod spi_read;

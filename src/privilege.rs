@@ -23,6 +23,17 @@ pub fn caller_is_gateway() -> bool {
     }
 }
 
+/// Whether the login role of this session is a `kakunin_gateway` member (for
+/// PostgREST, whose requests run as another role after `SET LOCAL ROLE`).
+pub fn session_user_is_gateway() -> bool {
+    // SAFETY: as in caller_is_gateway; GetSessionUserId only reads backend state.
+    unsafe {
+        let gateway = pg_sys::get_role_oid(GATEWAY_ROLE.as_ptr(), true);
+        gateway != pg_sys::InvalidOid
+            && pg_sys::is_member_of_role(pg_sys::GetSessionUserId(), gateway)
+    }
+}
+
 /// Name of the current database (a proof's `aud` must equal it).
 pub fn database_name() -> String {
     // SAFETY: MyDatabaseId is valid in a backend connected to a database;

@@ -4,33 +4,41 @@
 SET client_min_messages = warning;
 CREATE EXTENSION pgtap;
 CREATE EXTENSION dblink;
+-- Test roles (cluster-wide, so a previous run may have left them):
+--   app_user       an agent connecting directly
+--   gateway_app    an mTLS-terminating gateway
+--   admin_user     manages anchors, status and keys
+--   authenticated  the role policies are written for (Supabase's name)
+--   table_owner    owns the example tables
+--   anon, service_role, authenticator: Supabase's and PostgREST's other roles
+DO $$
+DECLARE r text;
+BEGIN
+    FOREACH r IN ARRAY ARRAY['app_user', 'gateway_app', 'admin_user', 'authenticator'] LOOP
+        IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = r) THEN
+            EXECUTE format('CREATE ROLE %I LOGIN', r);
+        END IF;
+    END LOOP;
+    FOREACH r IN ARRAY ARRAY['authenticated', 'table_owner', 'anon', 'service_role'] LOOP
+        IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = r) THEN
+            EXECUTE format('CREATE ROLE %I NOLOGIN', r);
+        END IF;
+    END LOOP;
+END $$;
 CREATE EXTENSION kakunin_pg;
 
-DO $$
-BEGIN
-    -- Roles are cluster-wide; a previous run may have left them.
-    PERFORM 1 FROM pg_roles WHERE rolname = 'app_user';
-    IF NOT FOUND THEN
-        CREATE ROLE app_user LOGIN;              -- an agent connecting directly
-        CREATE ROLE gateway_app LOGIN;           -- an mTLS-terminating gateway
-        CREATE ROLE admin_user LOGIN;            -- manages anchors and status
-        CREATE ROLE authenticated NOLOGIN;       -- the role policies are written for
-        CREATE ROLE table_owner NOLOGIN;         -- owns the example tables
-    END IF;
-END $$;
 GRANT kakunin_gateway TO gateway_app;
 GRANT authenticated TO gateway_app;
 GRANT kakunin_admin TO admin_user;
+GRANT anon, authenticated, service_role TO authenticator;
 
-SET ROLE table_owner;
--- pgrx and pgTAP objects live in public; table_owner needs CREATE there.
-RESET ROLE;
+-- The example tables live in public; table_owner needs CREATE there.
 GRANT CREATE ON SCHEMA public TO table_owner;
 SET ROLE table_owner;
 \i sql/examples/agent_schema.sql
 GRANT SELECT, INSERT, UPDATE, DELETE ON behavior_events, trades, audit_log
-    TO app_user, gateway_app, authenticated;
-GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO app_user, gateway_app, authenticated;
+    TO app_user, gateway_app, authenticated, anon;
+GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO app_user, gateway_app, authenticated, anon;
 RESET ROLE;
 
 INSERT INTO trades (agent_id, instrument, venue, quantity, price) VALUES
@@ -111,3 +119,10 @@ BEGIN
         RETURN NEXT line;
     END LOOP;
 END $$;
+
+-- What nginx's $ssl_client_escaped_cert does to a PEM.
+CREATE FUNCTION kakunin_test.url_escape(t text) RETURNS text LANGUAGE sql IMMUTABLE AS $$
+    SELECT string_agg(CASE WHEN c ~ '[A-Za-z0-9._~-]' THEN c
+                           ELSE upper(regexp_replace(encode(convert_to(c, 'UTF8'), 'hex'), '(..)', '%\1', 'g')) END, '')
+    FROM regexp_split_to_table(t, '') AS c
+$$;

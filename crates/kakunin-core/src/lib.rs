@@ -12,6 +12,7 @@ pub mod api_key;
 pub mod binding;
 pub mod certificate_input;
 pub mod chain;
+pub mod merkle;
 pub mod profile;
 pub mod proof;
 pub mod scope;
