@@ -50,3 +50,14 @@ print("\n== Bind cost: pgbench, BEGIN; bind; SELECT one row; COMMIT (2 clients, 
 print(f"   seed's three set_config calls  {seed:9.0f} tps  (baseline)")
 print(f"   bind as kakunin_gateway        {gateway:9.0f} tps  = {gateway / seed:4.2f}x  target >= 0.85x  {verdict(gateway / seed, 0.85, True)}")
 print(f"   bind with proof of possession  {proof:9.0f} tps  = {proof / seed:4.2f}x  (reported, no target)")
+
+keys = dict(line.split() for line in open(f"{out}/api_keys.txt") if line.strip())
+k = {name: float(v) for name, v in keys.items()}
+ours, sql = tps(f"{out}/verify_ours.txt"), tps(f"{out}/verify_sql.txt")
+print("\n== API keys: kakunin.verify_api_key (median of 20,000 timed calls each, non-superuser)")
+print(f"   valid key,   1,000 keys stored    {k['keys_1k_valid']:7.2f} us")
+print(f"   valid key, 1,000,000 keys stored  {k['keys_1m_valid']:7.2f} us  = {k['keys_1m_valid'] / k['keys_1k_valid']:4.2f}x of 1k  target <= 1.30x  {verdict(k['keys_1m_valid'] / k['keys_1k_valid'], 1.30)}")
+print(f"   unknown key id (1M)               {k['keys_1m_unknown']:7.2f} us")
+print(f"   right id, wrong secret (1M)       {k['keys_1m_wrong']:7.2f} us  difference {abs(k['keys_1m_wrong'] - k['keys_1m_unknown']):.2f} us ({abs(k['keys_1m_wrong'] / k['keys_1m_unknown'] - 1) * 100:.1f}%)")
+print(f"   pure SQL + pgcrypto, valid (1M)   {k['keys_1m_sql_valid']:7.2f} us")
+print(f"   throughput (pgbench, 2 clients, prepared): ours {ours:9.0f} tps, pure SQL {sql:9.0f} tps = {ours / sql:4.2f}x  target >= 1.50x  {verdict(ours / sql, 1.50, True)}")

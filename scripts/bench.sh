@@ -55,6 +55,33 @@ for _ in 1 2 3; do
   "${PGB[@]}" -U bench_agent -f bench/bind_proof.pgbench >> "$OUT/bind_proof.txt" 2>&1
 done
 
+echo "[bench] API keys: verification at 1,000 and 1,000,000 keys"
+"${PSQL[@]}" -U "$RUN_USER" -d "$DB" -f bench/api_keys.sql
+KEY=$("${PSQL[@]}" -At -U "$RUN_USER" -d "$DB" -c \
+  "SELECT api_key FROM kakunin.create_api_key('owner-1', 'bench', ARRAY['read'], NULL, '{}')")
+UNKNOWN="kkn_$(printf '0%.0s' $(seq 32))_${KEY:37}"
+WRONG="${KEY:0:39}$([ "${KEY:39:1}" = A ] && echo B || echo A)${KEY:40}"
+median() { # median FUNCTION KEY: microseconds per call, 20,000 calls, as a non-superuser
+  "${PSQL[@]}" -At -U bench_user -d "$DB" -c "SELECT round(bench_verify_median('$1(text)', '$2', 20000)::numeric, 2)"
+}
+"${PSQL[@]}" -U "$RUN_USER" -d "$DB" -c "SELECT bench_add_keys(999)" -c "VACUUM ANALYZE kakunin.api_keys"
+echo "keys_1k_valid $(median kakunin.verify_api_key "$KEY")" > "$OUT/api_keys.txt"
+"${PSQL[@]}" -U "$RUN_USER" -d "$DB" -c "SELECT bench_add_keys(999000)" -c "VACUUM ANALYZE kakunin.api_keys"
+{
+  echo "keys_1m_valid $(median kakunin.verify_api_key "$KEY")"
+  echo "keys_1m_unknown $(median kakunin.verify_api_key "$UNKNOWN")"
+  echo "keys_1m_wrong $(median kakunin.verify_api_key "$WRONG")"
+  echo "keys_1m_sql_valid $(median sql_verify_api_key "$KEY")"
+} >> "$OUT/api_keys.txt"
+PGBP=(pgbench -n -M prepared -c 2 -j 2 -T 10 -h "$SOCK" -p "$PORT" -U bench_user -D "key=$KEY" "$DB")
+echo 'SELECT kakunin.verify_api_key(:key);' > "$OUT/verify_ours.pgbench"
+echo 'SELECT sql_verify_api_key(:key);' > "$OUT/verify_sql.pgbench"
+: > "$OUT/verify_ours.txt"; : > "$OUT/verify_sql.txt"
+for _ in 1 2 3; do
+  "${PGBP[@]}" -f "$OUT/verify_ours.pgbench" >> "$OUT/verify_ours.txt" 2>&1
+  "${PGBP[@]}" -f "$OUT/verify_sql.pgbench" >> "$OUT/verify_sql.txt" 2>&1
+done
+
 python3 bench/report.py "$OUT"
 
 echo

@@ -34,6 +34,8 @@ struct KeyRow {
     claims: Value,
     expires_at: Option<i64>,
     revoked: bool,
+    /// Seconds since the key was last recorded as used (None: never).
+    idle_seconds: Option<i64>,
 }
 
 /// The outcome of checking a presented key; `Err` holds the stable reason.
@@ -75,7 +77,8 @@ fn fetch(key_id: &[u8; 16]) -> Option<KeyRow> {
             Visibility::Latest,
             &FETCH_PLAN,
             c"SELECT secret_hash, owner_id, tenant_id, capabilities, claims::text,
-                     extract(epoch FROM expires_at)::float8, revoked_at IS NOT NULL
+                     extract(epoch FROM expires_at)::float8, revoked_at IS NOT NULL,
+                     extract(epoch FROM pg_catalog.now() - last_used_at)::float8
               FROM kakunin.api_keys WHERE key_id OPERATOR(pg_catalog.=) $1",
             &[pg_sys::UUIDOID],
             &[arg],
@@ -90,6 +93,7 @@ fn fetch(key_id: &[u8; 16]) -> Option<KeyRow> {
                     .unwrap_or_else(|| json!({})),
                 expires_at: row.get::<f64>(6).map(|t| t as i64),
                 revoked: row.get::<bool>(7).unwrap_or(true),
+                idle_seconds: row.get::<f64>(8).map(|t| t as i64),
             },
         )
         .into_iter()
@@ -129,9 +133,10 @@ fn record(key_id: Option<&[u8; 16]>, event: &str, reason: Option<&str>) {
 }
 
 /// Writes `last_used_at` at most once a minute per key, never blocking on a
-/// concurrent writer (SKIP LOCKED), and never when read-only.
-fn touch(key_id: &[u8; 16]) {
-    if !writable() {
+/// concurrent writer (SKIP LOCKED), and never when read-only. Within the
+/// minute a verification stays read-only: no transaction id, no WAL.
+fn touch(key_id: &[u8; 16], row: &KeyRow) {
+    if !writable() || row.idle_seconds.is_some_and(|idle| idle < 60) {
         return;
     }
     let key = pgrx::Uuid::from_bytes(*key_id);
@@ -154,7 +159,7 @@ fn touch(key_id: &[u8; 16]) {
 fn verify_api_key(api_key: Option<&str>) -> pgrx::JsonB {
     let result = match api_key.map(verify).unwrap_or(Err("malformed")) {
         Ok((parsed, row)) => {
-            touch(&parsed.key_id);
+            touch(&parsed.key_id, &row);
             json!({
                 "valid": true,
                 "key_id": api_key::uuid_string(&parsed.key_id),
@@ -200,7 +205,7 @@ pub fn bind_key(text: &str) -> std::rc::Rc<Binding> {
     let (parsed, row) = verify(text)
         .map_err(|reason| identity(format!("API key refused: {reason}")))
         .or_raise();
-    touch(&parsed.key_id);
+    touch(&parsed.key_id, &row);
     // A key's claims may carry a financial scope, in the certificate's format.
     let scope = FinancialScope::from_json(&row.claims.to_string()).unwrap_or_default();
     let binding = Binding {
