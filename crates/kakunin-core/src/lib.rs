@@ -6,6 +6,7 @@
 //! - [`chain`]: path validation to trust anchors with rustls-webpki.
 //! - [`proof`]: proof of possession, a compact JWS signed by the certificate's key.
 //! - [`api_key`]: API key format, generation and constant-time checking.
+//! - [`merkle`]: RFC 6962 / RFC 9162 Merkle tree hashes and proofs.
 //! - [`binding`]: the record a successful bind stores for the current transaction.
 
 pub mod api_key;
