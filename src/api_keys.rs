@@ -31,7 +31,9 @@ struct KeyRow {
     owner_id: String,
     tenant_id: Option<String>,
     capabilities: Vec<String>,
-    claims: Value,
+    /// Raw JSON, parsed only once the secret matched, so that a wrong secret
+    /// costs no more than an unknown id.
+    claims: String,
     expires_at: Option<i64>,
     revoked: bool,
     /// Seconds since the key was last recorded as used (None: never).
@@ -87,10 +89,7 @@ fn fetch(key_id: &[u8; 16]) -> Option<KeyRow> {
                 owner_id: row.get::<String>(2).unwrap_or_default(),
                 tenant_id: row.get::<String>(3),
                 capabilities: row.get::<Vec<String>>(4).unwrap_or_default(),
-                claims: row
-                    .get::<String>(5)
-                    .and_then(|c| serde_json::from_str(&c).ok())
-                    .unwrap_or_else(|| json!({})),
+                claims: row.get::<String>(5).unwrap_or_default(),
                 expires_at: row.get::<f64>(6).map(|t| t as i64),
                 revoked: row.get::<bool>(7).unwrap_or(true),
                 idle_seconds: row.get::<f64>(8).map(|t| t as i64),
@@ -99,6 +98,12 @@ fn fetch(key_id: &[u8; 16]) -> Option<KeyRow> {
         .into_iter()
         .next()
     })
+}
+
+impl KeyRow {
+    fn claims_json(&self) -> Value {
+        serde_json::from_str(&self.claims).unwrap_or_else(|_| json!({}))
+    }
 }
 
 fn writable() -> bool {
@@ -166,7 +171,7 @@ fn verify_api_key(api_key: Option<&str>) -> pgrx::JsonB {
                 "owner_id": row.owner_id,
                 "tenant_id": row.tenant_id,
                 "capabilities": row.capabilities,
-                "claims": row.claims,
+                "claims": row.claims_json(),
                 "expires_at": row.expires_at.map(kakunin_core::rfc3339),
             })
         }
@@ -207,7 +212,8 @@ pub fn bind_key(text: &str) -> std::rc::Rc<Binding> {
         .or_raise();
     touch(&parsed.key_id, &row);
     // A key's claims may carry a financial scope, in the certificate's format.
-    let scope = FinancialScope::from_json(&row.claims.to_string()).unwrap_or_default();
+    let scope = FinancialScope::from_json(&row.claims).unwrap_or_default();
+    let claims = row.claims_json();
     let binding = Binding {
         agent_id: row.owner_id,
         tenant_id: row.tenant_id,
@@ -215,7 +221,7 @@ pub fn bind_key(text: &str) -> std::rc::Rc<Binding> {
         not_after: row.expires_at.unwrap_or(i64::MAX),
         instruments: scope.instruments,
         venues: scope.venues,
-        scope: row.claims,
+        scope: claims,
         fingerprint: String::new(),
         method: "api_key".into(),
         key_id: Some(api_key::uuid_string(&parsed.key_id)),
