@@ -76,3 +76,18 @@ END
 $supabase$;
 COMMENT ON FUNCTION kakunin.pre_request() IS
     'PostgREST db-pre-request hook: binds from request.headers (x-kakunin-certificate + x-kakunin-proof, else x-api-key); a bad header raises, no header binds nothing. A certificate binds without proof only if the session user (PostgREST''s authenticator) is a kakunin_gateway member.';
+
+-- Revocation channels.
+REVOKE EXECUTE ON FUNCTION kakunin.set_webhook_secret(text) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION kakunin.set_agent_status(text, text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION kakunin.set_webhook_secret(text) TO kakunin_admin;
+GRANT EXECUTE ON FUNCTION kakunin.set_agent_status(text, text, text) TO kakunin_admin;
+-- handle_webhook stays executable by PUBLIC: the HMAC, not the role,
+-- authenticates a delivery (the application's webhook route calls it).
+GRANT SELECT ON kakunin.agent_status, kakunin.webhook_events TO kakunin_admin;
+COMMENT ON FUNCTION kakunin.set_webhook_secret(text) IS
+    'Stores the webhook HMAC secret (at least 16 bytes). It can never be read back. kakunin_admin only.';
+COMMENT ON FUNCTION kakunin.handle_webhook(text, text) IS
+    'Verifies and applies a CA webhook: body as received, header t=<unix>,v1=<hex HMAC-SHA256 of "<t>.<body>">. Refusals raise 28000 with an RFC 7807 problem document as DETAIL.';
+COMMENT ON FUNCTION kakunin.set_agent_status(text, text, text) IS
+    'Sets an agent''s status (suspended, retired, revoked, or active to clear) for all its certificates and keys. kakunin_admin only.';

@@ -117,7 +117,12 @@ pub fn check(input: &str, at: i64, visibility: Visibility) -> Result<Checked, Re
     let mut parsed = parsed.borrow_mut();
     let before = invalidation::epoch();
     invalidation::refresh();
-    let registry_entry = registry::registry_status(&parsed.profile.serial, visibility, before);
+    let registry_entry = registry::registry_status(
+        &parsed.profile.serial,
+        &parsed.profile.agent_id,
+        visibility,
+        before,
+    );
     let (anchors_tag, anchors) = trust::anchors(visibility, before);
     let now = registry::now_unix();
     let reusable = |(tag, checked_at, _): &(u64, i64, Result<ChainVerdict, ChainError>)| {

@@ -33,8 +33,8 @@ struct BoundDatums {
 
 thread_local! {
     static BOUND: Cell<Option<BoundDatums>> = const { Cell::new(None) };
-    /// Text datums of the five status words, built once per backend.
-    static STATUS_WORDS: Cell<Option<[Datum; 5]>> = const { Cell::new(None) };
+    /// Text datums of the six status words, built once per backend.
+    static STATUS_WORDS: Cell<Option<[Datum; 6]>> = const { Cell::new(None) };
 }
 
 fn local_transaction() -> pg_sys::LocalTransactionId {
@@ -95,6 +95,7 @@ fn status_word(status: CertStatus) -> Datum {
                     CertStatus::Retired,
                     CertStatus::Revoked,
                     CertStatus::Expired,
+                    CertStatus::Unknown,
                 ]
                 .map(|s| text(s.as_str()))
             })

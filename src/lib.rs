@@ -10,6 +10,7 @@
 //! - `invalidation`: cross-session cache invalidation through relcache messages.
 //! - `fmgr`: plain version-1 entry points for the hottest functions.
 //! - `trust`: trust anchors.
+//! - `webhooks`: signed CA webhooks feeding the registry.
 //! - `spi_read`: read-only SPI with kept plans, safe inside parallel queries.
 //! - `privilege`: gateway membership, admin checks, acting as the owner.
 
@@ -28,6 +29,7 @@ mod privilege;
 mod registry;
 mod spi_read;
 mod trust;
+mod webhooks;
 
 ::pgrx::pg_module_magic!(name, version);
 
@@ -38,6 +40,7 @@ pgrx::extension_sql_file!(
     name = "api_keys",
     requires = ["helpers"]
 );
+pgrx::extension_sql_file!("../sql/revocation.sql", name = "revocation");
 pgrx::extension_sql_file!("../sql/finalize.sql", name = "finalize", finalize);
 
 /// Declares schema `kakunin` to pgrx so `#[pg_extern(schema = "kakunin")]`

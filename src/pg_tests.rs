@@ -79,6 +79,7 @@ mod tests {
         assert_eq!(
             registry::registry_status(
                 &binding.serial,
+                &binding.agent_id,
                 Visibility::Latest,
                 crate::invalidation::epoch()
             ),

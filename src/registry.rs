@@ -4,7 +4,7 @@
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 
-use kakunin_core::binding::{effective_status, Binding, CertStatus};
+use kakunin_core::binding::{effective_status, worst, Binding, CertStatus};
 use pgrx::prelude::*;
 
 use crate::error::{spi_failed, KakuninError, OrRaise};
@@ -29,44 +29,51 @@ pub fn tag_for(visibility: Visibility, epoch_before: u64) -> u64 {
     }
 }
 
-/// The registry entry for `serial` (None: not listed, so active), served from a
+/// The registry entry for `serial` or its agent (None: neither listed, so
+/// active; both listed: the more severe), served from a
 /// per-backend cache while no invalidation of the registry has arrived.
 /// `epoch_before` is [`invalidation::epoch`] before the caller's `refresh`.
 pub fn registry_status(
     serial: &str,
+    agent_id: &str,
     visibility: Visibility,
     epoch_before: u64,
 ) -> Option<CertStatus> {
     let current = invalidation::epoch();
-    if let Some((tag, status)) = STATUS_CACHE.with(|c| c.borrow().get(serial).copied()) {
+    let cache_key = format!("{serial}\0{agent_id}");
+    if let Some((tag, status)) = STATUS_CACHE.with(|c| c.borrow().get(&cache_key).copied()) {
         if tag == current {
             return status;
         }
     }
-    let arg = serial.into_datum().unwrap_or(pgrx::pg_sys::Datum::from(0));
+    let args = [
+        serial.into_datum().unwrap_or(pgrx::pg_sys::Datum::from(0)),
+        agent_id
+            .into_datum()
+            .unwrap_or(pgrx::pg_sys::Datum::from(0)),
+    ];
     let status = spi_read::query(
         visibility,
         &STATUS_PLAN,
-        c"SELECT status FROM kakunin.certificate_status WHERE serial OPERATOR(pg_catalog.=) $1",
-        &[pgrx::pg_sys::TEXTOID],
-        &[arg],
+        c"SELECT status FROM kakunin.certificate_status WHERE serial OPERATOR(pg_catalog.=) $1
+          UNION ALL
+          SELECT status FROM kakunin.agent_status WHERE agent_id OPERATOR(pg_catalog.=) $2",
+        &[pgrx::pg_sys::TEXTOID, pgrx::pg_sys::TEXTOID],
+        &args,
         |row| row.get::<String>(1),
     )
     .into_iter()
     .flatten()
-    .next()
     // An unknown word in the registry (only a superuser could write one past the
     // CHECK constraint) fails closed as revoked.
-    .map(|s| CertStatus::parse(&s).unwrap_or(CertStatus::Revoked));
+    .map(|s| CertStatus::parse(&s).unwrap_or(CertStatus::Revoked))
+    .reduce(worst);
     STATUS_CACHE.with(|c| {
         let mut cache = c.borrow_mut();
         if cache.len() >= STATUS_CACHE_CAPACITY {
             cache.clear();
         }
-        cache.insert(
-            serial.to_string(),
-            (tag_for(visibility, epoch_before), status),
-        );
+        cache.insert(cache_key, (tag_for(visibility, epoch_before), status));
     });
     status
 }
@@ -105,13 +112,91 @@ pub fn bound_status(binding: &Binding) -> CertStatus {
     let status = match &binding.key_id {
         Some(key_id) => crate::api_keys::key_status(key_id, Visibility::Statement, before, now),
         None => effective_status(
-            registry_status(&binding.serial, Visibility::Statement, before),
+            registry_status(
+                &binding.serial,
+                &binding.agent_id,
+                Visibility::Statement,
+                before,
+            ),
             binding.not_after,
             now,
         ),
     };
     STATEMENT_STATUS.set(Some((binding_epoch, statement, status)));
     status
+}
+
+/// The status an administrator may set: active (clears), suspended, retired, revoked.
+fn settable_status(status: Option<&str>) -> CertStatus {
+    let status = status
+        .ok_or(KakuninError::NullArgument("status"))
+        .or_raise();
+    match CertStatus::parse(status) {
+        Some(CertStatus::Expired | CertStatus::Unknown) | None => {
+            KakuninError::InvalidArgument(format!(
+                "status must be one of active, suspended, retired, revoked (got \"{}\")",
+                status.chars().take(40).collect::<String>()
+            ))
+            .raise()
+        }
+        Some(s) => s,
+    }
+}
+
+/// Writes (or for `active`, clears) one row of a status table, as the owner.
+/// The table's trigger tells every backend to re-read it.
+fn write_status(
+    table: &str,
+    key_column: &str,
+    key: &str,
+    status: CertStatus,
+    reason: Option<&str>,
+    actor: &str,
+) {
+    let result = privilege::as_extension_owner(|| {
+        if status == CertStatus::Active {
+            Spi::run_with_args(
+                &format!(
+                    "DELETE FROM kakunin.{table} WHERE {key_column} OPERATOR(pg_catalog.=) $1"
+                ),
+                &[key.into()],
+            )
+        } else {
+            Spi::run_with_args(
+                &format!(
+                    "INSERT INTO kakunin.{table} ({key_column}, status, reason, changed_at, changed_by)
+                     VALUES ($1, $2, $3, pg_catalog.now(), $4)
+                     ON CONFLICT ({key_column}) DO UPDATE
+                     SET status = excluded.status, reason = excluded.reason,
+                         changed_at = excluded.changed_at, changed_by = excluded.changed_by"
+                ),
+                &[key.into(), status.as_str().into(), reason.into(), actor.into()],
+            )
+        }
+    });
+    result.unwrap_or_else(|e| spi_failed(&format!("write kakunin.{table}"), e));
+}
+
+/// Records a certificate's status (serial already canonical).
+pub fn write_certificate_status(
+    serial: &str,
+    status: CertStatus,
+    reason: Option<&str>,
+    actor: &str,
+) {
+    write_status(
+        "certificate_status",
+        "serial",
+        serial,
+        status,
+        reason,
+        actor,
+    );
+}
+
+/// Records an agent's status, for all its certificates and keys.
+pub fn write_agent_status(agent_id: &str, status: CertStatus, reason: Option<&str>, actor: &str) {
+    write_status("agent_status", "agent_id", agent_id, status, reason, actor);
 }
 
 /// `kakunin.set_certificate_status(serial, status, reason)`: records a
@@ -129,40 +214,26 @@ fn set_certificate_status(
     let serial = kakunin_core::serial::normalize(serial)
         .map_err(|e| KakuninError::InvalidArgument(e.to_string()))
         .or_raise();
-    let status = status
-        .ok_or(KakuninError::NullArgument("status"))
+    let status = settable_status(status);
+    write_certificate_status(&serial, status, reason, &privilege::current_user_name());
+    pgrx::JsonB(serde_json::json!({"serial": serial, "status": status.as_str(), "reason": reason}))
+}
+
+/// `kakunin.set_agent_status(agent_id, status, reason)`: the same for every
+/// certificate and API key of an agent.
+#[pg_extern(schema = "kakunin", volatile, parallel_unsafe)]
+fn set_agent_status(
+    agent_id: Option<&str>,
+    status: Option<&str>,
+    reason: default!(Option<&str>, "NULL"),
+) -> pgrx::JsonB {
+    privilege::require_admin("kakunin.set_agent_status");
+    let agent_id = agent_id
+        .ok_or(KakuninError::NullArgument("agent_id"))
         .or_raise();
-    let parsed = match CertStatus::parse(status) {
-        Some(CertStatus::Expired) | None => KakuninError::InvalidArgument(format!(
-            "status must be one of active, suspended, retired, revoked (got \"{}\")",
-            status.chars().take(40).collect::<String>()
-        ))
-        .raise(),
-        Some(s) => s,
-    };
-    let actor = privilege::current_user_name();
-    privilege::as_extension_owner(|| {
-        let result = if parsed == CertStatus::Active {
-            Spi::run_with_args(
-                "DELETE FROM kakunin.certificate_status WHERE serial OPERATOR(pg_catalog.=) $1",
-                &[serial.as_str().into()],
-            )
-        } else {
-            Spi::run_with_args(
-                "INSERT INTO kakunin.certificate_status (serial, status, reason, changed_at, changed_by)
-                 VALUES ($1, $2, $3, pg_catalog.now(), $4)
-                 ON CONFLICT (serial) DO UPDATE
-                 SET status = excluded.status, reason = excluded.reason,
-                     changed_at = excluded.changed_at, changed_by = excluded.changed_by",
-                &[
-                    serial.as_str().into(),
-                    parsed.as_str().into(),
-                    reason.into(),
-                    actor.as_str().into(),
-                ],
-            )
-        };
-        result.unwrap_or_else(|e| spi_failed("write kakunin.certificate_status", e))
-    });
-    pgrx::JsonB(serde_json::json!({"serial": serial, "status": parsed.as_str(), "reason": reason}))
+    let status = settable_status(status);
+    write_agent_status(agent_id, status, reason, &privilege::current_user_name());
+    pgrx::JsonB(
+        serde_json::json!({"agent_id": agent_id, "status": status.as_str(), "reason": reason}),
+    )
 }

@@ -51,6 +51,8 @@ INSERT INTO behavior_events (agent_id, event_type) VALUES
 SET ROLE admin_user;
 SELECT kakunin.add_trust_anchor(pem, 'test root') FROM kakunin_test.certs WHERE name = 'root-ca';
 RESET ROLE;
+-- A committed webhook secret, for tests that deliver from another session.
+SELECT kakunin.set_webhook_secret('whsec_committed_for_test');
 
 -- Helpers for the test files.
 CREATE FUNCTION kakunin_test.cert(name text) RETURNS text
@@ -125,4 +127,21 @@ CREATE FUNCTION kakunin_test.url_escape(t text) RETURNS text LANGUAGE sql IMMUTA
     SELECT string_agg(CASE WHEN c ~ '[A-Za-z0-9._~-]' THEN c
                            ELSE upper(regexp_replace(encode(convert_to(c, 'UTF8'), 'hex'), '(..)', '%\1', 'g')) END, '')
     FROM regexp_split_to_table(t, '') AS c
+$$;
+
+CREATE EXTENSION pgcrypto;
+-- The RFC 7807 problem document an error carries in its DETAIL, or NULL.
+CREATE FUNCTION kakunin_test.problem_of(sql text) RETURNS jsonb LANGUAGE plpgsql AS $$
+DECLARE detail text;
+BEGIN
+    EXECUTE sql;
+    RETURN NULL;
+EXCEPTION WHEN OTHERS THEN
+    GET STACKED DIAGNOSTICS detail = PG_EXCEPTION_DETAIL;
+    RETURN detail::jsonb;
+END $$;
+-- A CA's signature header for body at unix time t.
+CREATE FUNCTION kakunin_test.webhook_header(secret text, t bigint, body text) RETURNS text
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT format('t=%s,v1=%s', t, encode(hmac(t || '.' || body, secret, 'sha256'), 'hex'))
 $$;

@@ -16,6 +16,9 @@ pub enum CertStatus {
     Retired,
     Revoked,
     Expired,
+    /// The status could not be established (verify endpoint down, stale CRL):
+    /// bound, but never admitted by an `= 'active'` policy.
+    Unknown,
 }
 
 impl CertStatus {
@@ -26,6 +29,7 @@ impl CertStatus {
             CertStatus::Retired => "retired",
             CertStatus::Revoked => "revoked",
             CertStatus::Expired => "expired",
+            CertStatus::Unknown => "unknown",
         }
     }
 
@@ -36,6 +40,7 @@ impl CertStatus {
             "retired" => CertStatus::Retired,
             "revoked" => CertStatus::Revoked,
             "expired" => CertStatus::Expired,
+            "unknown" => CertStatus::Unknown,
             _ => return None,
         })
     }
@@ -44,6 +49,26 @@ impl CertStatus {
 /// Status of a certificate at `now`: the registry's verdict (absent = active)
 /// unless it is active and the certificate is past `notAfter`. A registry
 /// verdict (revoked, suspended, retired) is never softened to `expired`.
+/// The more severe of two statuses (revoked > retired > suspended > unknown >
+/// expired > active), for combining what several sources say.
+pub fn worst(a: CertStatus, b: CertStatus) -> CertStatus {
+    fn rank(s: CertStatus) -> u8 {
+        match s {
+            CertStatus::Active => 0,
+            CertStatus::Expired => 1,
+            CertStatus::Unknown => 2,
+            CertStatus::Suspended => 3,
+            CertStatus::Retired => 4,
+            CertStatus::Revoked => 5,
+        }
+    }
+    if rank(a) >= rank(b) {
+        a
+    } else {
+        b
+    }
+}
+
 pub fn effective_status(registry: Option<CertStatus>, not_after: i64, now: i64) -> CertStatus {
     match registry {
         Some(status) if status != CertStatus::Active => status,
@@ -128,7 +153,14 @@ mod tests {
 
     #[test]
     fn status_names_round_trip() {
-        for s in ["active", "suspended", "retired", "revoked", "expired"] {
+        for s in [
+            "active",
+            "suspended",
+            "retired",
+            "revoked",
+            "expired",
+            "unknown",
+        ] {
             assert_eq!(CertStatus::parse(s).unwrap().as_str(), s);
         }
         assert_eq!(CertStatus::parse("ACTIVE"), None);

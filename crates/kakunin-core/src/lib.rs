@@ -7,6 +7,7 @@
 //! - [`proof`]: proof of possession, a compact JWS signed by the certificate's key.
 //! - [`api_key`]: API key format, generation and constant-time checking.
 //! - [`merkle`]: RFC 6962 / RFC 9162 Merkle tree hashes and proofs.
+//! - [`webhook`]: signed CA webhooks (HMAC-SHA256 header, replay window, events).
 //! - [`binding`]: the record a successful bind stores for the current transaction.
 
 pub mod api_key;
@@ -18,6 +19,7 @@ pub mod profile;
 pub mod proof;
 pub mod scope;
 pub mod serial;
+pub mod webhook;
 
 /// SHA-256 of `bytes`, lowercase hex.
 pub fn sha256_hex(bytes: &[u8]) -> String {

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# The pgTAP suite: installs this build, starts a throwaway cluster (port 55439)
+# with PgBouncer in front (56439, transaction mode, one server connection),
+# loads fixtures with freshly signed proofs and runs pg_prove on the given
+# files (default: all of tests/pgtap). Called by scripts/test.sh; handy alone
+# while working on one file: bash scripts/pgtap.sh tests/pgtap/11_webhooks.sql
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/pg.sh
+
+DIR=/tmp/kakunin-test
+DATA=$DIR/data
+SOCK=$DIR/sock
+PORT=55439
+BOUNCER_PORT=56439
+DB=kakunin_test
+BOUNCER=$DIR/bouncer
+
+cleanup() {
+  [ -f "$BOUNCER/pgbouncer.pid" ] && kill "$(cat "$BOUNCER/pgbouncer.pid")" 2>/dev/null || true
+  cluster_stop "$DATA" || true
+}
+trap cleanup EXIT
+
+install_extension
+cluster_start "$DATA" "$PORT" "$SOCK" "max_worker_processes=16" "max_parallel_workers=8"
+PSQL=(psql -X -q -v ON_ERROR_STOP=1 -h "$SOCK" -p "$PORT" -U "$RUN_USER")
+"${PSQL[@]}" -d postgres -c "DROP DATABASE IF EXISTS $DB" -c "CREATE DATABASE $DB"
+# Fixtures first (setup.sql reads them); proofs inside are fresh for five minutes.
+cargo run --quiet -p kakunin-testkit --bin kakunin-fixtures -- "$DB" > "$DIR/fixtures.sql"
+"${PSQL[@]}" -d "$DB" -f "$DIR/fixtures.sql"
+"${PSQL[@]}" -d "$DB" -f tests/pgtap/setup.sql >/dev/null
+
+mkdir -p "$BOUNCER"
+cat > "$BOUNCER/pgbouncer.ini" <<INI
+[databases]
+$DB = host=$SOCK port=$PORT dbname=$DB
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = $BOUNCER_PORT
+unix_socket_dir =
+auth_type = trust
+auth_file = $BOUNCER/users.txt
+pool_mode = transaction
+default_pool_size = 1
+max_client_conn = 20
+pidfile = $BOUNCER/pgbouncer.pid
+logfile = $BOUNCER/pgbouncer.log
+INI
+printf '"gateway_app" ""\n' > "$BOUNCER/users.txt"
+chown -R "$RUN_USER" "$BOUNCER"
+if [ -f "$BOUNCER/pgbouncer.pid" ]; then
+  kill "$(cat "$BOUNCER/pgbouncer.pid")" 2>/dev/null && sleep 0.5 || true
+fi
+as_run_user pgbouncer -d "$BOUNCER/pgbouncer.ini"
+
+if [ $# -eq 0 ]; then set -- tests/pgtap/[0-9][0-9]_*.sql; fi
+PGOPTIONS="-c kakunin_test.bouncer_port=$BOUNCER_PORT -c kakunin_test.socket=$SOCK" \
+  pg_prove -h "$SOCK" -p "$PORT" -U "$RUN_USER" -d "$DB" "$@"

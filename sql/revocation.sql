@@ -1,0 +1,42 @@
+-- Revocation channels (src/webhooks.rs, src/crl.rs, src/verify_endpoint.rs):
+-- agent-level status, the webhook secret and seen event ids, loaded CRLs.
+
+-- Agent-level status (webhook agent.retired without a serial, or an admin):
+-- applies to every certificate and key of the agent.
+CREATE TABLE kakunin.agent_status (
+    agent_id   text PRIMARY KEY,
+    status     text NOT NULL CHECK (status IN ('suspended', 'retired', 'revoked')),
+    reason     text,
+    changed_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    changed_by text NOT NULL
+);
+COMMENT ON TABLE kakunin.agent_status IS
+    'Agent-level status: an agent listed here is suspended, retired or revoked whatever certificate it presents.';
+GRANT SELECT (agent_id, status) ON kakunin.agent_status TO PUBLIC;
+CREATE TRIGGER invalidate_caches
+    AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON kakunin.agent_status
+    FOR EACH STATEMENT EXECUTE FUNCTION kakunin.invalidate_caches();
+
+-- The webhook signing secret. No role is granted anything on it: it is written
+-- by kakunin.set_webhook_secret and read only inside kakunin.handle_webhook.
+CREATE TABLE kakunin.webhook_secret (
+    singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+    secret    bytea NOT NULL,
+    set_at    timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    set_by    text NOT NULL
+);
+COMMENT ON TABLE kakunin.webhook_secret IS 'The webhook HMAC secret (internal; readable by no role).';
+
+-- Event ids applied within the replay window (and a while after).
+CREATE TABLE kakunin.webhook_events (
+    event_id    text PRIMARY KEY,
+    event_type  text NOT NULL,
+    serial      text,
+    agent_id    text,
+    signed_at   timestamptz NOT NULL,
+    received_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    outcome     text NOT NULL
+);
+CREATE INDEX webhook_events_received_idx ON kakunin.webhook_events (received_at);
+COMMENT ON TABLE kakunin.webhook_events IS
+    'Webhook events received in the last ten minutes: an id seen here is a replay and is not applied again.';

@@ -1,0 +1,166 @@
+//! `kakunin.handle_webhook(body, signature_header)`: the push channel of the
+//! certificate authority, and `kakunin.set_webhook_secret(secret)`.
+//!
+//! A refused delivery raises SQLSTATE 28000 whose DETAIL is an RFC 7807 problem
+//! document (`{"type", "title", "status": 401, "detail"}`) the webhook route
+//! can return as is. The secret never appears in a message.
+
+use kakunin_core::binding::CertStatus;
+use kakunin_core::webhook::{self, Event, WebhookError};
+use pgrx::pg_sys::errcodes::PgSqlErrorCode;
+use pgrx::prelude::*;
+use serde_json::json;
+
+use crate::error::{spi_failed, KakuninError, OrRaise};
+use crate::{privilege, registry};
+
+const MIN_SECRET_BYTES: usize = 16;
+
+fn refuse(slug: &str, title: &str, detail: &str) -> ! {
+    let problem = json!({
+        "type": format!("urn:kakunin:webhook:{slug}"),
+        "title": title,
+        "status": 401,
+        "detail": detail,
+    });
+    ereport!(
+        ERROR,
+        PgSqlErrorCode::ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION,
+        format!("webhook refused: {title}"),
+        problem.to_string()
+    );
+}
+
+fn refuse_with(error: WebhookError) -> ! {
+    refuse(error.slug(), error.title(), &error.to_string())
+}
+
+/// `kakunin.set_webhook_secret(secret)`: stores the HMAC secret (admins only).
+#[pg_extern(schema = "kakunin", volatile, parallel_unsafe)]
+fn set_webhook_secret(secret: Option<&str>) {
+    privilege::require_admin("kakunin.set_webhook_secret");
+    let secret = secret
+        .ok_or(KakuninError::NullArgument("secret"))
+        .or_raise();
+    if secret.len() < MIN_SECRET_BYTES {
+        KakuninError::InvalidArgument(format!(
+            "the webhook secret must be at least {MIN_SECRET_BYTES} bytes"
+        ))
+        .raise();
+    }
+    let actor = privilege::current_user_name();
+    privilege::as_extension_owner(|| {
+        Spi::run_with_args(
+            "INSERT INTO kakunin.webhook_secret (secret, set_by) VALUES ($1, $2)
+             ON CONFLICT (singleton) DO UPDATE
+             SET secret = excluded.secret, set_at = pg_catalog.now(), set_by = excluded.set_by",
+            &[secret.as_bytes().into(), actor.as_str().into()],
+        )
+    })
+    .unwrap_or_else(|e| spi_failed("store the webhook secret", e));
+}
+
+fn webhook_secret() -> Option<Vec<u8>> {
+    privilege::as_extension_owner(|| {
+        Spi::connect(|client| {
+            let table = client.select("SELECT secret FROM kakunin.webhook_secret", None, &[])?;
+            match table.is_empty() {
+                true => Ok(None),
+                false => table.first().get::<Vec<u8>>(1),
+            }
+        })
+    })
+    .unwrap_or_else(|e| spi_failed("read the webhook secret", e))
+}
+
+/// `kakunin.handle_webhook(body, signature_header) → jsonb`.
+#[pg_extern(schema = "kakunin", volatile, parallel_unsafe)]
+fn handle_webhook(body: Option<&str>, signature_header: Option<&str>) -> pgrx::JsonB {
+    let header = signature_header.unwrap_or_default();
+    if header.trim().is_empty() {
+        refuse_with(WebhookError::MissingHeader);
+    }
+    let body = body.unwrap_or_default();
+    let Some(secret) = webhook_secret() else {
+        refuse(
+            "not-configured",
+            "Webhook secret not configured",
+            "kakunin.set_webhook_secret has not been called; no delivery can be verified",
+        );
+    };
+    let now = registry::now_unix();
+    let signed_at = webhook::verify(&secret, header, body, now).unwrap_or_else(|e| refuse_with(e));
+    let event = webhook::parse_event(body).unwrap_or_else(|e| refuse_with(e));
+    let outcome = apply(&event);
+    if !record(&event, signed_at, outcome) {
+        refuse(
+            "replay",
+            "Replayed event",
+            &format!(
+                "event {} was already received within the replay window",
+                event.id
+            ),
+        );
+    }
+    pgrx::JsonB(json!({
+        "status": outcome,
+        "event_id": event.id,
+        "type": event.kind,
+        "serial": event.serial,
+        "agent_id": event.agent_id,
+    }))
+}
+
+/// Records the event id; false if it was seen within the window (a replay,
+/// whose effects are rolled back with the error that follows).
+fn record(event: &Event, signed_at: i64, outcome: &str) -> bool {
+    privilege::as_extension_owner(|| {
+        Spi::connect_mut(|client| {
+            client.update(
+                "DELETE FROM kakunin.webhook_events
+                 WHERE received_at OPERATOR(pg_catalog.<) pg_catalog.now() - interval '10 minutes'",
+                None,
+                &[],
+            )?;
+            client
+                .update(
+                    "INSERT INTO kakunin.webhook_events (event_id, event_type, serial, agent_id, signed_at, outcome)
+                     VALUES ($1, $2, $3, $4, pg_catalog.to_timestamp($5), $6)
+                     ON CONFLICT (event_id) DO NOTHING",
+                    None,
+                    &[
+                        event.id.as_str().into(),
+                        event.kind.as_str().into(),
+                        event.serial.clone().into(),
+                        event.agent_id.clone().into(),
+                        (signed_at as f64).into(),
+                        outcome.into(),
+                    ],
+                )
+                .map(|t| t.len() == 1)
+        })
+    })
+    .unwrap_or_else(|e| spi_failed("record the webhook event", e))
+}
+
+/// Applies an event to the registry; unknown types are acknowledged and ignored.
+fn apply(event: &Event) -> &'static str {
+    let status = match event.kind.as_str() {
+        "certificate.revoked" => CertStatus::Revoked,
+        "certificate.suspended" => CertStatus::Suspended,
+        "certificate.reinstated" => CertStatus::Active,
+        "agent.retired" => CertStatus::Retired,
+        _ => return "ignored",
+    };
+    let reason = event.reason.as_deref().or(Some(event.kind.as_str()));
+    match (&event.serial, &event.agent_id) {
+        (Some(serial), _) => registry::write_certificate_status(serial, status, reason, "webhook"),
+        (None, Some(agent)) if status == CertStatus::Retired => {
+            registry::write_agent_status(agent, status, reason, "webhook")
+        }
+        _ => refuse_with(WebhookError::MalformedEvent(
+            "data.serial_number is missing",
+        )),
+    }
+    "applied"
+}
