@@ -91,3 +91,8 @@ COMMENT ON FUNCTION kakunin.handle_webhook(text, text) IS
     'Verifies and applies a CA webhook: body as received, header t=<unix>,v1=<hex HMAC-SHA256 of "<t>.<body>">. Refusals raise 28000 with an RFC 7807 problem document as DETAIL.';
 COMMENT ON FUNCTION kakunin.set_agent_status(text, text, text) IS
     'Sets an agent''s status (suspended, retired, revoked, or active to clear) for all its certificates and keys. kakunin_admin only.';
+REVOKE EXECUTE ON FUNCTION kakunin.load_crl(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION kakunin.load_crl(text) TO kakunin_admin;
+GRANT SELECT ON kakunin.crls TO kakunin_admin;
+COMMENT ON FUNCTION kakunin.load_crl(text) IS
+    'Loads an X.509 CRL (PEM or base64 DER) signed by a trust anchor, unless it is older than the one loaded for its issuer; its serials become revoked. A certificate whose issuer''s CRL is past nextUpdate binds as unknown. kakunin_admin only.';

@@ -40,3 +40,23 @@ CREATE TABLE kakunin.webhook_events (
 CREATE INDEX webhook_events_received_idx ON kakunin.webhook_events (received_at);
 COMMENT ON TABLE kakunin.webhook_events IS
     'Webhook events received in the last ten minutes: an id seen here is a replay and is not applied again.';
+
+-- The newest CRL loaded per issuer (kakunin.load_crl). A certificate whose
+-- issuer's CRL is past nextUpdate binds as 'unknown'.
+CREATE TABLE kakunin.crls (
+    issuer_der  bytea PRIMARY KEY,
+    issuer      text NOT NULL,
+    crl_number  text,
+    this_update timestamptz NOT NULL,
+    next_update timestamptz,
+    entries     integer NOT NULL,
+    crl         bytea NOT NULL,
+    loaded_at   timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    loaded_by   text NOT NULL
+);
+COMMENT ON TABLE kakunin.crls IS
+    'The newest verified CRL per issuer; its revoked serials are in kakunin.certificate_status.';
+GRANT SELECT (issuer_der, issuer, crl_number, this_update, next_update, entries) ON kakunin.crls TO PUBLIC;
+CREATE TRIGGER invalidate_caches
+    AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON kakunin.crls
+    FOR EACH STATEMENT EXECUTE FUNCTION kakunin.invalidate_caches();

@@ -8,8 +8,7 @@
 //! owner manages the keys RLS lets it see (its own), `kakunin_admin` all. A
 //! caller bound with an API key can never mint a key wider than its own.
 
-use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
+use std::cell::Cell;
 
 use kakunin_core::api_key::{self, ParsedKey};
 use kakunin_core::binding::{Binding, CertStatus};
@@ -21,9 +20,10 @@ use serde_json::{json, Value};
 
 use crate::bind::{identity, store};
 use crate::error::{spi_failed, KakuninError, OrRaise};
+use crate::invalidation::EpochCache;
 use crate::registry::{now_unix, tag_for};
 use crate::spi_read::{self, Visibility};
-use crate::{binding_setting, invalidation, privilege};
+use crate::{binding_setting, privilege};
 
 /// A stored key, as verification reads it.
 struct KeyRow {
@@ -226,6 +226,8 @@ pub fn bind_key(text: &str) -> std::rc::Rc<Binding> {
         method: "api_key".into(),
         key_id: Some(api_key::uuid_string(&parsed.key_id)),
         capabilities: row.capabilities,
+        issuer: String::new(),
+        bound_status: None,
     };
     store(binding, privilege::caller_is_gateway())
 }
@@ -241,18 +243,11 @@ struct KeyState {
 pub fn key_status(key_id: &str, visibility: Visibility, epoch_before: u64, now: i64) -> CertStatus {
     thread_local! {
         static PLAN: Cell<pg_sys::SPIPlanPtr> = const { Cell::new(std::ptr::null_mut()) };
-        /// key id -> (epoch tag, state, None if the key is missing)
-        static CACHE: RefCell<HashMap<String, (u64, Option<KeyState>)>> = RefCell::new(HashMap::new());
+        /// key id -> state (None: the key is missing)
+        static CACHE: EpochCache<String, Option<KeyState>> = EpochCache::new(4096);
     }
-    let current = invalidation::epoch();
-    let cached = CACHE.with(|c| {
-        c.borrow()
-            .get(key_id)
-            .copied()
-            .filter(|(tag, _)| *tag == current)
-    });
-    let state = match cached {
-        Some((_, state)) => state,
+    let state = match CACHE.with(|c| c.get(key_id)) {
+        Some(state) => state,
         None => {
             let arg = key_id.into_datum().unwrap_or(pg_sys::Datum::from(0));
             let state = spi_read::query(
@@ -269,16 +264,7 @@ pub fn key_status(key_id: &str, visibility: Visibility, epoch_before: u64, now: 
             )
             .into_iter()
             .next();
-            CACHE.with(|c| {
-                let mut cache = c.borrow_mut();
-                if cache.len() >= 4096 {
-                    cache.clear();
-                }
-                cache.insert(
-                    key_id.to_string(),
-                    (tag_for(visibility, epoch_before), state),
-                );
-            });
+            CACHE.with(|c| c.insert(key_id.to_string(), tag_for(visibility, epoch_before), state));
             state
         }
     };

@@ -87,6 +87,8 @@ pub fn bind_with(
         method: method.to_string(),
         key_id: None,
         capabilities: Vec::new(),
+        issuer: hex::encode(&profile.issuer_der),
+        bound_status: None,
     };
     (store(binding, gateway), checked.status)
 }

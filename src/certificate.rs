@@ -11,7 +11,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
 
-use kakunin_core::binding::{effective_status, CertStatus};
+use kakunin_core::binding::{effective_status, worst, CertStatus};
 use kakunin_core::chain::{self, ChainError, ChainVerdict};
 use kakunin_core::profile::{read_profile, AgentProfile, ProfileError};
 use kakunin_core::{certificate_input, sha256_hex};
@@ -144,6 +144,7 @@ pub fn check(input: &str, at: i64, visibility: Visibility) -> Result<Checked, Re
             verdict
         }
     }?;
+    let stale_crl = crate::crl::stale_status(&parsed.profile.issuer_der, visibility, before, at);
     let status = match verdict {
         ChainVerdict::Expired => match registry_entry {
             Some(s) if s != CertStatus::Active => s,
@@ -151,6 +152,8 @@ pub fn check(input: &str, at: i64, visibility: Visibility) -> Result<Checked, Re
         },
         ChainVerdict::Valid => effective_status(registry_entry, parsed.profile.not_after, at),
     };
+    // Stale revocation data makes an otherwise active certificate unknown.
+    let status = stale_crl.map_or(status, |stale| worst(status, stale));
     Ok(Checked {
         profile: parsed.profile.clone(),
         fingerprint: parsed.fingerprint.clone(),

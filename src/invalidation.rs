@@ -9,7 +9,9 @@
 //! sees changes committed before it — without an SPI round trip per statement
 //! and without `shared_preload_libraries`.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::hash::Hash;
 
 use pgrx::pg_sys;
 use pgrx::prelude::*;
@@ -69,3 +71,40 @@ pub unsafe extern "C-unwind" fn kakunin_invalidate_caches(
 }
 
 crate::fmgr::fmgr_v1!(pg_finfo_kakunin_invalidate_caches);
+
+/// A per-backend map whose entries are valid for one epoch: each value is
+/// stored with the epoch it was read under (see `registry::tag_for`) and served
+/// only while that is still the current epoch.
+pub struct EpochCache<K, V> {
+    entries: RefCell<HashMap<K, (u64, V)>>,
+    capacity: usize,
+}
+
+impl<K: Eq + Hash, V: Clone> EpochCache<K, V> {
+    pub fn new(capacity: usize) -> Self {
+        EpochCache {
+            entries: RefCell::new(HashMap::new()),
+            capacity,
+        }
+    }
+
+    pub fn get<Q: Eq + Hash + ?Sized>(&self, key: &Q) -> Option<V>
+    where
+        K: std::borrow::Borrow<Q>,
+    {
+        let current = epoch();
+        self.entries
+            .borrow()
+            .get(key)
+            .filter(|(tag, _)| *tag == current)
+            .map(|(_, value)| value.clone())
+    }
+
+    pub fn insert(&self, key: K, tag: u64, value: V) {
+        let mut entries = self.entries.borrow_mut();
+        if entries.len() >= self.capacity {
+            entries.clear();
+        }
+        entries.insert(key, (tag, value));
+    }
+}

@@ -3,6 +3,7 @@
 //! - `binding_setting`: where a binding lives for the transaction, unforgeably.
 //! - `api_keys`: API keys (create, verify, bind, rotate, revoke) and `authorize()`.
 //! - `bind`: `kakunin.bind_agent[_session]`, `kakunin.validate_certificate`.
+//! - `crl`: `kakunin.load_crl`, the offline revocation channel.
 //! - `certificate`: the validation engine (profile, path, status) and its cache.
 //! - `postgrest`: `kakunin.pre_request()` for PostgREST / Supabase.
 //! - `helpers`: the policy helpers (`kakunin_agent_id()` and friends).
@@ -20,6 +21,7 @@ mod api_keys;
 mod bind;
 mod binding_setting;
 mod certificate;
+mod crl;
 mod error;
 mod fmgr;
 mod helpers;

@@ -1,22 +1,21 @@
 //! The local certificate-status registry (`kakunin.certificate_status`) and the
 //! status caches (per invalidation epoch, per statement).
 
-use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
+use std::cell::Cell;
 
 use kakunin_core::binding::{effective_status, worst, Binding, CertStatus};
 use pgrx::prelude::*;
 
 use crate::error::{spi_failed, KakuninError, OrRaise};
+use crate::invalidation::{self, EpochCache};
+use crate::privilege;
 use crate::spi_read::{self, Visibility};
-use crate::{invalidation, privilege};
 
 thread_local! {
     static STATUS_PLAN: Cell<pgrx::pg_sys::SPIPlanPtr> = const { Cell::new(std::ptr::null_mut()) };
-    /// serial -> (epoch tag, registry entry); see [`tag_for`].
-    static STATUS_CACHE: RefCell<HashMap<String, (u64, Option<CertStatus>)>> = RefCell::new(HashMap::new());
+    /// "serial\0agent" -> registry entry.
+    static STATUS_CACHE: EpochCache<String, Option<CertStatus>> = EpochCache::new(4096);
 }
-const STATUS_CACHE_CAPACITY: usize = 4096;
 
 /// The epoch a value read now may be cached under. A value read in the
 /// statement's snapshot is only as fresh as that snapshot, which predates the
@@ -39,12 +38,9 @@ pub fn registry_status(
     visibility: Visibility,
     epoch_before: u64,
 ) -> Option<CertStatus> {
-    let current = invalidation::epoch();
     let cache_key = format!("{serial}\0{agent_id}");
-    if let Some((tag, status)) = STATUS_CACHE.with(|c| c.borrow().get(&cache_key).copied()) {
-        if tag == current {
-            return status;
-        }
+    if let Some(status) = STATUS_CACHE.with(|c| c.get(&cache_key)) {
+        return status;
     }
     let args = [
         serial.into_datum().unwrap_or(pgrx::pg_sys::Datum::from(0)),
@@ -68,13 +64,7 @@ pub fn registry_status(
     // CHECK constraint) fails closed as revoked.
     .map(|s| CertStatus::parse(&s).unwrap_or(CertStatus::Revoked))
     .reduce(worst);
-    STATUS_CACHE.with(|c| {
-        let mut cache = c.borrow_mut();
-        if cache.len() >= STATUS_CACHE_CAPACITY {
-            cache.clear();
-        }
-        cache.insert(cache_key, (tag_for(visibility, epoch_before), status));
-    });
+    STATUS_CACHE.with(|c| c.insert(cache_key, tag_for(visibility, epoch_before), status));
     status
 }
 
@@ -111,17 +101,29 @@ pub fn bound_status(binding: &Binding) -> CertStatus {
     let now = pg_timestamp_to_unix(statement);
     let status = match &binding.key_id {
         Some(key_id) => crate::api_keys::key_status(key_id, Visibility::Statement, before, now),
-        None => effective_status(
-            registry_status(
-                &binding.serial,
-                &binding.agent_id,
-                Visibility::Statement,
-                before,
-            ),
-            binding.not_after,
-            now,
-        ),
+        None => {
+            let status = effective_status(
+                registry_status(
+                    &binding.serial,
+                    &binding.agent_id,
+                    Visibility::Statement,
+                    before,
+                ),
+                binding.not_after,
+                now,
+            );
+            // A stale CRL for the issuer makes the status unknown, as at bind.
+            let issuer = hex::decode(&binding.issuer).unwrap_or_default();
+            crate::crl::stale_status(&issuer, Visibility::Statement, before, now)
+                .map_or(status, |stale| worst(status, stale))
+        }
     };
+    // A verdict fixed at bind (the verify endpoint's) is never softened.
+    let status = binding
+        .bound_status
+        .as_deref()
+        .and_then(CertStatus::parse)
+        .map_or(status, |fixed| worst(status, fixed));
     STATEMENT_STATUS.set(Some((binding_epoch, statement, status)));
     status
 }

@@ -96,6 +96,13 @@ pub struct Binding {
     /// The API key's capabilities (empty for a certificate binding).
     #[serde(default)]
     pub capabilities: Vec<String>,
+    /// Hex of the certificate issuer's Name (DER), to follow its CRL's freshness.
+    #[serde(default)]
+    pub issuer: String,
+    /// A status fixed at bind time by a source that is not re-read per
+    /// statement (the online verify endpoint): never softened afterwards.
+    #[serde(default)]
+    pub bound_status: Option<String>,
 }
 
 impl Binding {
@@ -134,6 +141,8 @@ mod tests {
             method: "gateway".into(),
             key_id: None,
             capabilities: vec![],
+            issuer: String::new(),
+            bound_status: None,
         };
         let text = b.encode("42.1");
         assert_eq!(Binding::decode(&text), Some(("42.1", b)));

@@ -3,6 +3,7 @@
 //!
 //! - [`certificate_input`]: turning user text (PEM or base64 DER) into DER blobs.
 //! - [`profile`]: reading the agent profile (agent id, tenant, serial, scope) from a leaf.
+//! - [`crl`]: X.509 CRLs: parsing and signature checks.
 //! - [`chain`]: path validation to trust anchors with rustls-webpki.
 //! - [`proof`]: proof of possession, a compact JWS signed by the certificate's key.
 //! - [`api_key`]: API key format, generation and constant-time checking.
@@ -14,11 +15,13 @@ pub mod api_key;
 pub mod binding;
 pub mod certificate_input;
 pub mod chain;
+pub mod crl;
 pub mod merkle;
 pub mod profile;
 pub mod proof;
 pub mod scope;
 pub mod serial;
+pub mod spki;
 pub mod webhook;
 
 /// SHA-256 of `bytes`, lowercase hex.

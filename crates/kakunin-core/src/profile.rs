@@ -33,6 +33,8 @@ pub struct AgentProfile {
     pub scope: FinancialScope,
     /// SubjectPublicKeyInfo, DER: the key a proof of possession must be signed with.
     pub spki_der: Vec<u8>,
+    /// The issuer Name, DER: which loaded CRL speaks for this certificate.
+    pub issuer_der: Vec<u8>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -113,6 +115,7 @@ pub fn read_profile(leaf_der: &[u8]) -> Result<AgentProfile, ProfileError> {
         not_after: validity.not_after.timestamp(),
         scope: read_scope(&cert)?,
         spki_der: cert.public_key().raw.to_vec(),
+        issuer_der: cert.issuer().as_raw().to_vec(),
     })
 }
 
@@ -178,10 +181,13 @@ fn scope_oid_der_body() -> Vec<u8> {
     body
 }
 
-/// Subject and notAfter of a CA certificate, for the trust-anchor table.
+/// Subject and notAfter of a CA certificate, for the trust-anchor table, and
+/// its subject Name and key as DER, to check what it signed (CRLs).
 pub struct CaSummary {
     pub subject: String,
     pub not_after: i64,
+    pub subject_der: Vec<u8>,
+    pub spki_der: Vec<u8>,
 }
 
 pub fn read_ca_summary(der: &[u8]) -> Result<CaSummary, ProfileError> {
@@ -190,6 +196,8 @@ pub fn read_ca_summary(der: &[u8]) -> Result<CaSummary, ProfileError> {
     Ok(CaSummary {
         subject: cert.subject().to_string(),
         not_after: cert.validity().not_after.timestamp(),
+        subject_der: cert.subject().as_raw().to_vec(),
+        spki_der: cert.public_key().raw.to_vec(),
     })
 }
 

@@ -10,20 +10,14 @@
 use base64::Engine;
 use ring::signature::{self, UnparsedPublicKey, VerificationAlgorithm};
 use serde_json::Value;
-use x509_cert::der::Decode;
-use x509_cert::spki::SubjectPublicKeyInfoRef;
+
+use crate::spki::{self, KeyType};
 
 pub const MAX_AGE_SECONDS: i64 = 300;
 /// Tolerated clock skew for an `iat` slightly in the future.
 pub const MAX_FUTURE_SKEW_SECONDS: i64 = 60;
 pub const MAX_PROOF_BYTES: usize = 16 * 1024;
 const MAX_JTI_LEN: usize = 128;
-
-const OID_EC_PUBLIC_KEY: &str = "1.2.840.10045.2.1";
-const OID_P256: &str = "1.2.840.10045.3.1.7";
-const OID_P384: &str = "1.3.132.0.34";
-const OID_ED25519: &str = "1.3.101.112";
-const OID_RSA: &str = "1.2.840.113549.1.1.1";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProofClaims {
@@ -116,8 +110,7 @@ pub fn verify(
         .and_then(Value::as_str)
         .ok_or_else(|| ProofError::Malformed("header has no alg".into()))?;
     let signature = b64url(s, "signature")?;
-    let algorithm = algorithm_for(alg, spki_der)?;
-    let key_bytes = public_key_bytes(spki_der)?;
+    let (algorithm, key_bytes) = algorithm_for(alg, spki_der)?;
     let signing_input = &jws.trim().as_bytes()[..h.len() + 1 + p.len()];
     UnparsedPublicKey::new(algorithm, key_bytes)
         .verify(signing_input, &signature)
@@ -164,55 +157,26 @@ fn check_claims(claims: &Value, audience: &str, now: i64) -> Result<ProofClaims,
     })
 }
 
-fn spki(spki_der: &[u8]) -> Result<SubjectPublicKeyInfoRef<'_>, ProofError> {
-    SubjectPublicKeyInfoRef::from_der(spki_der)
-        .map_err(|e| ProofError::KeyMismatch(format!("certificate public key is unreadable: {e}")))
-}
-
-fn public_key_bytes(spki_der: &[u8]) -> Result<&[u8], ProofError> {
-    let info = spki(spki_der)?;
-    info.subject_public_key
-        .as_bytes()
-        .ok_or_else(|| ProofError::KeyMismatch("certificate public key has unused bits".into()))
-}
-
 /// The JWS algorithm must match the certificate's key type (RFC 7518 §3.1).
-fn algorithm_for(
+fn algorithm_for<'k>(
     alg: &str,
-    spki_der: &[u8],
-) -> Result<&'static dyn VerificationAlgorithm, ProofError> {
-    let info = spki(spki_der)?;
-    let key_oid = info.algorithm.oid.to_string();
-    let curve = info
-        .algorithm
-        .parameters
-        .as_ref()
-        .and_then(|p| p.decode_as::<x509_cert::der::asn1::ObjectIdentifier>().ok())
-        .map(|oid| oid.to_string());
-    let expected = match alg {
-        "ES256" | "ES384" => OID_EC_PUBLIC_KEY,
-        "EdDSA" => OID_ED25519,
-        "RS256" | "PS256" => OID_RSA,
-        other => return Err(ProofError::UnsupportedAlgorithm(other.to_string())),
-    };
-    if key_oid != expected {
-        return Err(ProofError::KeyMismatch(format!(
-            "algorithm {alg} does not match the certificate's key type ({key_oid})"
-        )));
-    }
-    Ok(match (alg, curve.as_deref()) {
-        ("ES256", Some(OID_P256)) => &signature::ECDSA_P256_SHA256_FIXED,
-        ("ES384", Some(OID_P384)) => &signature::ECDSA_P384_SHA384_FIXED,
-        ("EdDSA", _) => &signature::ED25519,
-        ("RS256", _) => &signature::RSA_PKCS1_2048_8192_SHA256,
-        ("PS256", _) => &signature::RSA_PSS_2048_8192_SHA256,
-        (alg, curve) => {
+    spki_der: &'k [u8],
+) -> Result<(&'static dyn VerificationAlgorithm, &'k [u8]), ProofError> {
+    let (key_type, key) = spki::read(spki_der).map_err(ProofError::KeyMismatch)?;
+    let algorithm: &'static dyn VerificationAlgorithm = match (alg, key_type) {
+        ("ES256", KeyType::EcP256) => &signature::ECDSA_P256_SHA256_FIXED,
+        ("ES384", KeyType::EcP384) => &signature::ECDSA_P384_SHA384_FIXED,
+        ("EdDSA", KeyType::Ed25519) => &signature::ED25519,
+        ("RS256", KeyType::Rsa) => &signature::RSA_PKCS1_2048_8192_SHA256,
+        ("PS256", KeyType::Rsa) => &signature::RSA_PSS_2048_8192_SHA256,
+        ("ES256" | "ES384" | "EdDSA" | "RS256" | "PS256", key_type) => {
             return Err(ProofError::KeyMismatch(format!(
-                "algorithm {alg} does not match the certificate's curve ({})",
-                curve.unwrap_or("none")
+                "algorithm {alg} does not match the certificate's key type ({key_type:?})"
             )))
         }
-    })
+        (other, _) => return Err(ProofError::UnsupportedAlgorithm(other.to_string())),
+    };
+    Ok((algorithm, key))
 }
 
 #[cfg(test)]

@@ -183,3 +183,44 @@ fn base64_url(s: &str) -> String {
     use base64::Engine;
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s)
 }
+
+fn crl(name: &str) -> kakunin_core::crl::Crl {
+    let pem = kakunin_testkit::CRLS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .unwrap()
+        .1;
+    kakunin_core::crl::parse(pem).unwrap()
+}
+
+#[test]
+fn crls_parse_and_verify_against_their_issuer_only() {
+    let current = crl("crl-current");
+    let root_spki = read_profile_spki("root-ca");
+    assert!(current.verify(&root_spki).is_ok());
+    assert_eq!(current.number.as_deref(), Some("02"));
+    let p384 = decode(cert_pem("agent-p384")).unwrap().remove(0);
+    let p384_serial = read_profile(&p384).unwrap().serial;
+    assert_eq!(current.revoked.len(), 1);
+    assert_eq!(current.revoked[0].serial, p384_serial);
+    assert_eq!(current.revoked[0].reason.as_deref(), Some("KeyCompromise"));
+    let rogue = crl("crl-rogue");
+    assert!(
+        rogue.verify(&root_spki).is_err(),
+        "a rogue CRL does not verify with the root's key"
+    );
+    assert_ne!(rogue.issuer_der, current.issuer_der);
+    let stale = crl("crl-stale");
+    assert!(stale.verify(&root_spki).is_ok());
+    assert!(stale.next_update.unwrap() < NOW);
+    assert!(stale.is_older_than(current.number.as_deref(), current.this_update));
+    assert!(!current.is_older_than(stale.number.as_deref(), stale.this_update));
+    assert!(kakunin_core::crl::parse("garbage").is_err());
+}
+
+fn read_profile_spki(name: &str) -> Vec<u8> {
+    use x509_parser::prelude::FromDer;
+    let der = der(name);
+    let (_, cert) = x509_parser::certificate::X509Certificate::from_der(&der).unwrap();
+    cert.public_key().raw.to_vec()
+}

@@ -41,6 +41,26 @@ fixtures!(
     "rogue-agent",
 );
 
+/// The committed CRLs (`<name>.pem`), minted with `openssl ca -gencrl`.
+pub const CRLS: &[(&str, &str)] = &[
+    (
+        "crl-current",
+        include_str!("../../../tests/fixtures/pki/crl-current.pem"),
+    ),
+    (
+        "crl-stale",
+        include_str!("../../../tests/fixtures/pki/crl-stale.pem"),
+    ),
+    (
+        "crl-rogue",
+        include_str!("../../../tests/fixtures/pki/crl-rogue.pem"),
+    ),
+    (
+        "crl-imposter",
+        include_str!("../../../tests/fixtures/pki/crl-imposter.pem"),
+    ),
+];
+
 fn fixture(name: &str) -> &'static (&'static str, &'static str, &'static str) {
     FIXTURES
         .iter()

@@ -27,6 +27,13 @@ fn main() {
             quote(pem)
         );
     }
+    for (name, pem) in kakunin_testkit::CRLS {
+        println!(
+            "INSERT INTO kakunin_test.certs VALUES ({}, {});",
+            quote(name),
+            quote(pem)
+        );
+    }
     println!(
         "INSERT INTO kakunin_test.certs VALUES ('agent-a-chain', {});",
         quote(&kakunin_testkit::agent_a_chain())
