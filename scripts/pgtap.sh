@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The pgTAP suite: installs this build, starts a throwaway cluster (port 55439)
-# with PgBouncer in front (56439, transaction mode, one server connection),
+# with PgBouncer in front (56439, transaction mode, one server connection)
+# and a fake CA verify endpoint (57439, tests/fake_ca.py),
 # loads fixtures with freshly signed proofs and runs pg_prove on the given
 # files (default: all of tests/pgtap). Called by scripts/test.sh; handy alone
 # while working on one file: bash scripts/pgtap.sh tests/pgtap/11_webhooks.sql
@@ -15,8 +16,10 @@ PORT=55439
 BOUNCER_PORT=56439
 DB=kakunin_test
 BOUNCER=$DIR/bouncer
+FAKE_CA_PORT=57439
 
 cleanup() {
+  [ -n "${FAKE_CA_PID:-}" ] && kill "$FAKE_CA_PID" 2>/dev/null || true
   [ -f "$BOUNCER/pgbouncer.pid" ] && kill "$(cat "$BOUNCER/pgbouncer.pid")" 2>/dev/null || true
   cluster_stop "$DATA" || true
 }
@@ -54,6 +57,14 @@ if [ -f "$BOUNCER/pgbouncer.pid" ]; then
 fi
 as_run_user pgbouncer -d "$BOUNCER/pgbouncer.ini"
 
+# The fake CA verify endpoint (a real HTTP server on 127.0.0.1).
+python3 tests/fake_ca.py "$FAKE_CA_PORT" &
+FAKE_CA_PID=$!
+for _ in $(seq 50); do
+  (exec 3<>"/dev/tcp/127.0.0.1/$FAKE_CA_PORT") 2>/dev/null && break
+  sleep 0.1
+done
+
 if [ $# -eq 0 ]; then set -- tests/pgtap/[0-9][0-9]_*.sql; fi
-PGOPTIONS="-c kakunin_test.bouncer_port=$BOUNCER_PORT -c kakunin_test.socket=$SOCK" \
+PGOPTIONS="-c kakunin_test.bouncer_port=$BOUNCER_PORT -c kakunin_test.socket=$SOCK -c kakunin_test.fake_ca=http://127.0.0.1:$FAKE_CA_PORT" \
   pg_prove -h "$SOCK" -p "$PORT" -U "$RUN_USER" -d "$DB" "$@"

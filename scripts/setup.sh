@@ -6,7 +6,7 @@ set -euo pipefail
 PGRX_VERSION=0.18.1
 PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config
 DEBIAN_PACKAGES=(
-  build-essential pkg-config libssl-dev clang libclang-dev openssl sudo
+  build-essential pkg-config libssl-dev clang libclang-dev openssl sudo python3
   postgresql-15 postgresql-server-dev-15 postgresql-contrib
   postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl pgbouncer
 )

@@ -96,3 +96,9 @@ GRANT EXECUTE ON FUNCTION kakunin.load_crl(text) TO kakunin_admin;
 GRANT SELECT ON kakunin.crls TO kakunin_admin;
 COMMENT ON FUNCTION kakunin.load_crl(text) IS
     'Loads an X.509 CRL (PEM or base64 DER) signed by a trust anchor, unless it is older than the one loaded for its issuer; its serials become revoked. A certificate whose issuer''s CRL is past nextUpdate binds as unknown. kakunin_admin only.';
+GRANT EXECUTE ON FUNCTION kakunin.bind_agent_serial(text) TO kakunin_gateway;
+REVOKE EXECUTE ON FUNCTION kakunin.bind_agent_serial(text) FROM PUBLIC;
+COMMENT ON FUNCTION kakunin.bind_agent_serial(text) IS
+    'Gateway flow: binds the agent the CA''s verify endpoint names for a serial (X-Kakunin-Cert-Serial), with its status and scope. kakunin_gateway only; needs kakunin.verify_url; if the endpoint cannot answer, nothing is bound.';
+COMMENT ON FUNCTION kakunin.verify_endpoint_stats() IS
+    'Requests this backend has made to the verify endpoint (cache hits make none), and the endpoint URL.';

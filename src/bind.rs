@@ -3,7 +3,7 @@
 
 use std::rc::Rc;
 
-use kakunin_core::binding::{Binding, CertStatus};
+use kakunin_core::binding::{worst, Binding, CertStatus};
 use kakunin_core::{proof, rfc3339};
 use pgrx::prelude::*;
 use serde_json::json;
@@ -11,7 +11,7 @@ use serde_json::json;
 use crate::certificate::{self, Checked};
 use crate::error::{spi_failed, KakuninError, OrRaise};
 use crate::spi_read::Visibility;
-use crate::{binding_setting, privilege, registry};
+use crate::{binding_setting, privilege, registry, verify_endpoint};
 
 pub fn identity(message: impl Into<String>) -> KakuninError {
     KakuninError::Identity(message.into())
@@ -74,6 +74,10 @@ pub fn bind_with(
         "proof"
     };
 
+    // With kakunin.verify_url set, the CA's online answer counts too (cached);
+    // any failure there is 'unknown', never 'active'.
+    let online =
+        verify_endpoint::url().map(|_| verify_endpoint::status(&checked.profile.serial).status);
     let profile = &checked.profile;
     let binding = Binding {
         agent_id: profile.agent_id.clone(),
@@ -88,9 +92,12 @@ pub fn bind_with(
         key_id: None,
         capabilities: Vec::new(),
         issuer: hex::encode(&profile.issuer_der),
-        bound_status: None,
+        bound_status: online
+            .filter(|s| *s != CertStatus::Active)
+            .map(|s| s.as_str().to_string()),
     };
-    (store(binding, gateway), checked.status)
+    let status = online.map_or(checked.status, |o| worst(checked.status, o));
+    (store(binding, gateway), status)
 }
 
 /// Stores a validated binding for the rest of the transaction. A caller that
@@ -199,4 +206,81 @@ fn validate_certificate(
         }),
     };
     pgrx::JsonB(result)
+}
+
+/// `kakunin.bind_agent_serial(serial) → jsonb`: the gateway flow where the
+/// gateway checked the client certificate itself and forwards only its serial
+/// (`X-Kakunin-Cert-Serial`). Gateways only; the verify endpoint (through its
+/// cache) supplies agent id, status and scope. If it cannot answer, nothing is
+/// bound and the call fails.
+#[pg_extern(schema = "kakunin", volatile, parallel_unsafe)]
+fn bind_agent_serial(serial: Option<&str>) -> pgrx::JsonB {
+    if !privilege::caller_is_gateway() {
+        identity("only members of kakunin_gateway may bind by serial").raise();
+    }
+    let serial = serial
+        .ok_or_else(|| identity("serial must not be NULL"))
+        .or_raise();
+    let serial = kakunin_core::serial::normalize(serial)
+        .map_err(|e| identity(e.to_string()))
+        .or_raise();
+    if verify_endpoint::url().is_none() {
+        identity("binding by serial needs the verify endpoint: kakunin.verify_url is not set")
+            .raise();
+    }
+    let answer = verify_endpoint::status(&serial);
+    if let Some(why) = &answer.failure {
+        identity(format!(
+            "the verify endpoint could not confirm serial {serial}: {why}"
+        ))
+        .raise();
+    }
+    let agent_id = answer
+        .agent_id
+        .clone()
+        .ok_or_else(|| {
+            identity(format!(
+                "the verify endpoint named no agent for serial {serial}"
+            ))
+        })
+        .or_raise();
+    let scope = answer.scope.clone().unwrap_or_default();
+    let before = crate::invalidation::epoch();
+    crate::invalidation::refresh();
+    let local = registry::registry_status(&serial, &agent_id, Visibility::Latest, before);
+    let status = local.map_or(answer.status, |l| worst(l, answer.status));
+    let binding = Binding {
+        agent_id,
+        tenant_id: answer.tenant_id.clone(),
+        serial: serial.clone(),
+        not_after: i64::MAX,
+        instruments: scope.instruments.clone(),
+        venues: scope.venues.clone(),
+        scope: scope.to_json(),
+        fingerprint: String::new(),
+        method: "serial".into(),
+        key_id: None,
+        capabilities: Vec::new(),
+        issuer: String::new(),
+        bound_status: Some(answer.status.as_str().to_string()).filter(|s| s != "active"),
+    };
+    let bound = store(binding, true);
+    pgrx::JsonB(json!({
+        "agent_id": bound.agent_id,
+        "tenant_id": bound.tenant_id,
+        "serial": bound.serial,
+        "status": status.as_str(),
+        "scope": bound.scope,
+        "method": "serial",
+    }))
+}
+
+/// `kakunin.verify_endpoint_stats() → jsonb`: requests this backend made to
+/// the verify endpoint (cache hits make none), for monitoring and tests.
+#[pg_extern(schema = "kakunin", volatile, parallel_unsafe)]
+fn verify_endpoint_stats() -> pgrx::JsonB {
+    pgrx::JsonB(json!({
+        "verify_url": verify_endpoint::url(),
+        "requests": verify_endpoint::requests_made(),
+    }))
 }

@@ -1,7 +1,8 @@
 //! Cross-session cache invalidation without shared memory.
 //!
-//! A statement trigger on `kakunin.certificate_status` and
-//! `kakunin.trust_anchors` queues a relcache invalidation for the table; at
+//! A statement trigger on each of our status tables (certificate and agent
+//! status, trust anchors, API keys, CRLs) queues a relcache invalidation of the
+//! table; at
 //! commit PostgreSQL broadcasts it to every backend. Our relcache callback turns
 //! it into a new backend-local epoch, and every cache of registry or anchor data
 //! is valid for one epoch only. [`refresh`] drains pending invalidations (a
@@ -18,6 +19,7 @@ use pgrx::prelude::*;
 
 thread_local! {
     static EPOCH: Cell<u64> = const { Cell::new(1) };
+    static WATCHED: RefCell<Option<Vec<pg_sys::Oid>>> = const { RefCell::new(None) };
 }
 
 pub fn register() {
@@ -32,10 +34,47 @@ pub fn register() {
 }
 
 #[pg_guard]
-unsafe extern "C-unwind" fn on_relcache_invalidation(_arg: pg_sys::Datum, _relid: pg_sys::Oid) {
-    // Any relation: resolving our tables' OIDs here would need the catalogs.
-    // Invalidations of other relations (DDL, ANALYZE) only cost a re-read.
-    EPOCH.set(EPOCH.get().wrapping_add(1));
+unsafe extern "C-unwind" fn on_relcache_invalidation(_arg: pg_sys::Datum, relid: pg_sys::Oid) {
+    // Only our tables matter; their OIDs are resolved outside the callback
+    // (callbacks must not read the catalogs). Until they are, or for a
+    // "everything" reset (InvalidOid), every invalidation counts.
+    let ours = WATCHED.with(|w| match &*w.borrow() {
+        Some(oids) => relid == pg_sys::InvalidOid || oids.contains(&relid),
+        None => true,
+    });
+    if ours {
+        EPOCH.set(EPOCH.get().wrapping_add(1));
+        // A dropped and re-created extension has new OIDs: resolve again.
+        WATCHED.with(|w| *w.borrow_mut() = None);
+    }
+}
+
+/// The tables whose changes invalidate our caches.
+const WATCHED_TABLES: [&std::ffi::CStr; 5] = [
+    c"certificate_status",
+    c"agent_status",
+    c"trust_anchors",
+    c"api_keys",
+    c"crls",
+];
+
+fn resolve_watched() {
+    if WATCHED.with(|w| w.borrow().is_some()) {
+        return;
+    }
+    // SAFETY: plain catalog lookups in a normal backend context; both return
+    // InvalidOid rather than raising when a name is missing.
+    let oids = unsafe {
+        let schema = pg_sys::get_namespace_oid(c"kakunin".as_ptr(), true);
+        WATCHED_TABLES
+            .iter()
+            .map(|name| pg_sys::get_relname_relid(name.as_ptr(), schema))
+            .filter(|oid| *oid != pg_sys::InvalidOid)
+            .collect::<Vec<_>>()
+    };
+    if oids.len() == WATCHED_TABLES.len() {
+        WATCHED.with(|w| *w.borrow_mut() = Some(oids));
+    }
 }
 
 /// Processes invalidations other backends have committed since the last call.
@@ -43,6 +82,7 @@ pub fn refresh() {
     // SAFETY: AcceptInvalidationMessages is called by PostgreSQL at every lock
     // acquisition; calling it between rows is equally safe.
     unsafe { pg_sys::AcceptInvalidationMessages() };
+    resolve_watched();
 }
 
 /// Caches of registry and anchor data are valid while this does not change.

@@ -11,6 +11,7 @@
 //! - `invalidation`: cross-session cache invalidation through relcache messages.
 //! - `fmgr`: plain version-1 entry points for the hottest functions.
 //! - `trust`: trust anchors.
+//! - `verify_endpoint`: the CA's online verify endpoint, cached.
 //! - `webhooks`: signed CA webhooks feeding the registry.
 //! - `spi_read`: read-only SPI with kept plans, safe inside parallel queries.
 //! - `privilege`: gateway membership, admin checks, acting as the owner.
@@ -31,6 +32,7 @@ mod privilege;
 mod registry;
 mod spi_read;
 mod trust;
+mod verify_endpoint;
 mod webhooks;
 
 ::pgrx::pg_module_magic!(name, version);
@@ -54,6 +56,7 @@ mod kakunin {}
 pub extern "C-unwind" fn _PG_init() {
     binding_setting::register();
     invalidation::register();
+    verify_endpoint::register();
 }
 
 #[cfg(any(test, feature = "pg_test"))]

@@ -145,3 +145,9 @@ CREATE FUNCTION kakunin_test.webhook_header(secret text, t bigint, body text) RE
 LANGUAGE sql IMMUTABLE AS $$
     SELECT format('t=%s,v1=%s', t, encode(hmac(t || '.' || body, secret, 'sha256'), 'hex'))
 $$;
+
+-- The fake CA verify endpoint's base URL for a behaviour and agent id.
+CREATE FUNCTION kakunin_test.ca_url(mode text, agent text DEFAULT 'agent-b') RETURNS text
+LANGUAGE sql STABLE AS $$
+    SELECT format('%s/v1/%s/%s/verify/', current_setting('kakunin_test.fake_ca'), mode, agent)
+$$;

@@ -8,6 +8,7 @@
 //! - [`proof`]: proof of possession, a compact JWS signed by the certificate's key.
 //! - [`api_key`]: API key format, generation and constant-time checking.
 //! - [`merkle`]: RFC 6962 / RFC 9162 Merkle tree hashes and proofs.
+//! - [`verify_answer`]: the CA's online verify endpoint answers and their cache lifetimes.
 //! - [`webhook`]: signed CA webhooks (HMAC-SHA256 header, replay window, events).
 //! - [`binding`]: the record a successful bind stores for the current transaction.
 
@@ -22,6 +23,7 @@ pub mod proof;
 pub mod scope;
 pub mod serial;
 pub mod spki;
+pub mod verify_answer;
 pub mod webhook;
 
 /// SHA-256 of `bytes`, lowercase hex.

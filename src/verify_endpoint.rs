@@ -1,0 +1,191 @@
+//! The CA's online verify endpoint (the pull channel): `GET <verify_url><serial>`
+//! when `kakunin.verify_url` is set, cached as the CA documents (`active` five
+//! minutes, `revoked`/`expired` sixty seconds), and dropped from the cache as
+//! soon as the registry changes (a webhook for the serial, for instance).
+//! Every failure — timeout, refusal, 4xx/5xx, a malformed body — is `unknown`.
+//!
+//! HTTP client: reqwest's async client on a current-thread tokio runtime, both
+//! created lazily in the backend that first needs them (never before a fork).
+//! The request runs on the backend's own thread, polled beside a 10 ms check
+//! of PostgreSQL's interrupt flag, so a query cancel or termination stops the
+//! wait at once; no other thread ever touches PostgreSQL. The timeout is
+//! `kakunin.verify_timeout_ms`, cut to what is left of `statement_timeout`.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::ffi::CString;
+use std::time::{Duration, Instant};
+
+use kakunin_core::verify_answer::{self, Answer, MAX_BODY_BYTES};
+use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
+use pgrx::pg_sys;
+
+use crate::invalidation;
+
+static VERIFY_URL: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+static VERIFY_TIMEOUT_MS: GucSetting<i32> = GucSetting::<i32>::new(2000);
+
+pub fn register() {
+    GucRegistry::define_string_guc(
+        c"kakunin.verify_url",
+        c"Base URL of the CA's verify endpoint; the serial is appended. Empty: no online checks.",
+        c"When set, every certificate bind asks GET <verify_url><serial> (through a cache) and binds the answer's status; any failure binds 'unknown'.",
+        &VERIFY_URL,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"kakunin.verify_timeout_ms",
+        c"Timeout of one request to the verify endpoint, in milliseconds.",
+        c"Never longer than what remains of statement_timeout.",
+        &VERIFY_TIMEOUT_MS,
+        1,
+        600_000,
+        GucContext::Suset,
+        GucFlags::UNIT_MS,
+    );
+}
+
+/// The endpoint base URL, if online checks are on.
+pub fn url() -> Option<String> {
+    VERIFY_URL
+        .get()
+        .and_then(|u| u.into_string().ok())
+        .filter(|u| !u.trim().is_empty())
+}
+
+struct Client {
+    runtime: tokio::runtime::Runtime,
+    http: reqwest::Client,
+}
+
+thread_local! {
+    static CLIENT: RefCell<Option<Client>> = const { RefCell::new(None) };
+    /// serial -> (invalidation epoch, valid until, answer)
+    static CACHE: RefCell<HashMap<String, (u64, Instant, Answer)>> = RefCell::new(HashMap::new());
+    static REQUESTS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// The endpoint's answer for `serial` (canonical hex), from the cache when it
+/// is fresh and no invalidation arrived since.
+pub fn status(serial: &str) -> Answer {
+    let Some(base) = url() else {
+        return Answer::unknown("kakunin.verify_url is not set");
+    };
+    let epoch = invalidation::epoch();
+    let now = Instant::now();
+    if let Some(hit) = CACHE.with(|c| {
+        c.borrow()
+            .get(serial)
+            .filter(|(e, until, _)| *e == epoch && now < *until)
+            .map(|(_, _, answer)| answer.clone())
+    }) {
+        return hit;
+    }
+    let answer = fetch(&format!("{base}{serial}"), serial);
+    if let Some(ttl) = answer.ttl_seconds() {
+        CACHE.with(|c| {
+            let mut cache = c.borrow_mut();
+            if cache.len() >= 4096 {
+                cache.clear();
+            }
+            cache.insert(
+                serial.to_string(),
+                (epoch, now + Duration::from_secs(ttl), answer.clone()),
+            );
+        });
+    }
+    answer
+}
+
+/// Requests made by this backend (for tests and the benchmark).
+pub fn requests_made() -> u64 {
+    REQUESTS.get()
+}
+
+fn timeout() -> Duration {
+    let configured = i64::from(VERIFY_TIMEOUT_MS.get());
+    // SAFETY: StatementTimeout is a plain setting variable; the timestamps are
+    // read from the backend's own state.
+    let remaining = unsafe {
+        let limit = i64::from(pg_sys::StatementTimeout);
+        if limit > 0 {
+            let elapsed = (pg_sys::GetCurrentTimestamp()
+                - pg_sys::GetCurrentStatementStartTimestamp())
+                / 1000;
+            Some((limit - elapsed - 50).max(1))
+        } else {
+            None
+        }
+    };
+    Duration::from_millis(remaining.map_or(configured, |r| r.min(configured)).max(1) as u64)
+}
+
+fn interrupt_pending() -> bool {
+    // SAFETY: a volatile read of the flag PostgreSQL's signal handlers set.
+    unsafe { std::ptr::read_volatile(&raw const pg_sys::InterruptPending) != 0 }
+}
+
+fn fetch(url: &str, serial: &str) -> Answer {
+    REQUESTS.set(REQUESTS.get() + 1);
+    let outcome = CLIENT.with(|slot| {
+        let mut slot = slot.borrow_mut();
+        if slot.is_none() {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_time()
+                .enable_io()
+                .build()
+                .map_err(|e| format!("cannot start the HTTP runtime: {e}"))?;
+            // The client's connection pool registers with the runtime it is built in.
+            let _context = runtime.enter();
+            let http = reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+            *slot = Some(Client { runtime, http });
+        }
+        let client = slot.as_ref().ok_or("no HTTP client")?;
+        let request = client.http.get(url).timeout(timeout());
+        client.runtime.block_on(async {
+            let response = async {
+                let mut response = request.send().await.map_err(describe)?;
+                let status = response.status().as_u16();
+                let mut body = Vec::new();
+                while let Some(chunk) = response.chunk().await.map_err(describe)? {
+                    body.extend_from_slice(&chunk);
+                    if body.len() > MAX_BODY_BYTES {
+                        break;
+                    }
+                }
+                Ok::<_, String>((status, body))
+            };
+            tokio::select! {
+                result = response => result.map(Some),
+                _ = async {
+                    while !interrupt_pending() {
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
+                } => Ok(None),
+            }
+        })
+    });
+    match outcome {
+        Ok(Some((status, body))) => verify_answer::parse(status, &body, serial),
+        Ok(None) => {
+            // Raises the pending cancel or termination; the request was dropped.
+            pgrx::check_for_interrupts!();
+            Answer::unknown("interrupted")
+        }
+        Err(why) => Answer::unknown(why),
+    }
+}
+
+fn describe(e: reqwest::Error) -> String {
+    if e.is_timeout() {
+        "the verify endpoint did not answer in time".into()
+    } else if e.is_connect() {
+        "the verify endpoint refused the connection".into()
+    } else {
+        format!("the verify endpoint request failed: {e}")
+    }
+}
