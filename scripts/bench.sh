@@ -55,6 +55,19 @@ for _ in 1 2 3; do
   "${PGB[@]}" -U bench_agent -f bench/bind_proof.pgbench >> "$OUT/bind_proof.txt" 2>&1
 done
 
+echo "[bench] revocation: bind with the online check (cached) and webhook application"
+python3 tests/fake_ca.py 57450 &
+FAKE_CA_PID=$!
+trap 'kill $FAKE_CA_PID 2>/dev/null; cluster_stop "$DATA" || true' EXIT
+"${PSQL[@]}" -U "$RUN_USER" -d "$DB" -v fake_ca="http://127.0.0.1:57450/v1/active/agent-042/verify/" \
+  -f bench/revocation.sql >/dev/null
+: > "$OUT/bind_online.txt"; : > "$OUT/bind_offline.txt"
+for _ in 1 2 3; do
+  "${PGB[@]}" -U bench_user -f bench/bind_gateway.pgbench >> "$OUT/bind_offline.txt" 2>&1
+  "${PGB[@]}" -U bench_online -f bench/bind_gateway.pgbench >> "$OUT/bind_online.txt" 2>&1
+done
+"${PSQL[@]}" -At -U "$RUN_USER" -d "$DB" -c "SELECT round(bench_webhook_median(2000)::numeric, 1)" > "$OUT/webhook_us.txt"
+
 echo "[bench] API keys: verification at 1,000 and 1,000,000 keys"
 "${PSQL[@]}" -U "$RUN_USER" -d "$DB" -f bench/api_keys.sql
 KEY=$("${PSQL[@]}" -At -U "$RUN_USER" -d "$DB" -c \

@@ -6,6 +6,7 @@
 //! - [`crl`]: X.509 CRLs: parsing and signature checks.
 //! - [`chain`]: path validation to trust anchors with rustls-webpki.
 //! - [`proof`]: proof of possession, a compact JWS signed by the certificate's key.
+//! - [`audit`]: audit entries' canonical bytes and signed checkpoints (C2SP notes).
 //! - [`api_key`]: API key format, generation and constant-time checking.
 //! - [`merkle`]: RFC 6962 / RFC 9162 Merkle tree hashes and proofs.
 //! - [`verify_answer`]: the CA's online verify endpoint answers and their cache lifetimes.
@@ -13,6 +14,7 @@
 //! - [`binding`]: the record a successful bind stores for the current transaction.
 
 pub mod api_key;
+pub mod audit;
 pub mod binding;
 pub mod certificate_input;
 pub mod chain;

@@ -121,6 +121,38 @@ impl Frontier {
         self.size += 1;
     }
 
+    /// Appends the next leaf hash and returns the perfect subtrees it completed
+    /// above the leaf level, as `(level, index, hash)`: the node covering
+    /// leaves `[index << level, (index + 1) << level)`. Storing them is what
+    /// makes proofs over a stored log O(log² n) (see [`mth_from_nodes`]).
+    pub fn push_completing(&mut self, leaf: Hash) -> Vec<(u32, u64, Hash)> {
+        let merges = self.size.trailing_ones();
+        let keep = self.hashes.len() - merges as usize;
+        let mut carry = leaf;
+        let mut completed = Vec::with_capacity(merges as usize);
+        for (level, left) in (1..=merges).zip(self.hashes.drain(keep..).rev()) {
+            carry = node_hash(&left, &carry);
+            completed.push((level, (self.size + 1) / (1 << level) - 1, carry));
+        }
+        self.hashes.push(carry);
+        self.size += 1;
+        completed
+    }
+
+    /// The frontier of a stored tree of `size` leaves, from its perfect-subtree
+    /// nodes (one per set bit of `size`).
+    pub fn from_nodes(size: u64, node_at: &mut dyn FnMut(u32, u64) -> Hash) -> Self {
+        let mut hashes = Vec::new();
+        let mut start = 0u64;
+        for level in (0..64u32).rev() {
+            if size & (1 << level) != 0 {
+                hashes.push(node_at(level, start >> level));
+                start += 1 << level;
+            }
+        }
+        Frontier { size, hashes }
+    }
+
     /// Number of leaves pushed so far.
     pub fn size(&self) -> u64 {
         self.size
@@ -160,6 +192,42 @@ fn range_hash(start: u64, end: u64, leaf_at: &mut dyn FnMut(u64) -> Hash) -> Has
     frontier.root()
 }
 
+/// MTH(D[lo:hi]) from stored perfect-subtree nodes: `node_at(level, index)`
+/// is the hash of leaves `[index << level, (index + 1) << level)` (level 0:
+/// the leaf hashes). Follows MTH's own recursion and reads a stored node for
+/// every aligned perfect subtree, so a proof's ranges cost O(log n) reads each.
+pub fn mth_from_nodes(lo: u64, hi: u64, node_at: &mut dyn FnMut(u32, u64) -> Hash) -> Hash {
+    let n = hi.saturating_sub(lo);
+    if n == 0 {
+        return empty_root();
+    }
+    if n.is_power_of_two() && lo % n == 0 {
+        return node_at(n.trailing_zeros(), lo / n);
+    }
+    let k = split_point(n);
+    let left = mth_from_nodes(lo, lo + k, node_at);
+    let right = mth_from_nodes(lo + k, hi, node_at);
+    node_hash(&left, &right)
+}
+
+/// [`inclusion_proof`] over a stored log's perfect-subtree nodes.
+pub fn inclusion_proof_from_nodes(
+    index: u64,
+    size: u64,
+    node_at: &mut dyn FnMut(u32, u64) -> Hash,
+) -> Result<Vec<Hash>, MerkleError> {
+    inclusion_walk(index, size, &mut |lo, hi| mth_from_nodes(lo, hi, node_at))
+}
+
+/// [`consistency_proof`] over a stored log's perfect-subtree nodes.
+pub fn consistency_proof_from_nodes(
+    old: u64,
+    new: u64,
+    node_at: &mut dyn FnMut(u32, u64) -> Hash,
+) -> Result<Vec<Hash>, MerkleError> {
+    consistency_walk(old, new, &mut |lo, hi| mth_from_nodes(lo, hi, node_at))
+}
+
 /// Largest power of two strictly smaller than `n`; needs `n >= 2`.
 fn split_point(n: u64) -> u64 {
     1 << (63 - (n - 1).leading_zeros())
@@ -194,6 +262,15 @@ pub fn inclusion_proof_with(
     size: u64,
     leaf_at: &mut dyn FnMut(u64) -> Hash,
 ) -> Result<Vec<Hash>, MerkleError> {
+    inclusion_walk(index, size, &mut |lo, hi| range_hash(lo, hi, leaf_at))
+}
+
+/// PATH(index, D[size]) with subtree hashes from `mth(lo, hi)`.
+fn inclusion_walk(
+    index: u64,
+    size: u64,
+    mth: &mut dyn FnMut(u64, u64) -> Hash,
+) -> Result<Vec<Hash>, MerkleError> {
     if index >= size {
         return Err(MerkleError::IndexOutOfRange { index, size });
     }
@@ -203,10 +280,10 @@ pub fn inclusion_proof_with(
     while hi - lo > 1 {
         let mid = lo + split_point(hi - lo);
         if index < mid {
-            proof.push(range_hash(mid, hi, leaf_at));
+            proof.push(mth(mid, hi));
             hi = mid;
         } else {
-            proof.push(range_hash(lo, mid, leaf_at));
+            proof.push(mth(lo, mid));
             lo = mid;
         }
     }
@@ -229,6 +306,15 @@ pub fn consistency_proof_with(
     new: u64,
     leaf_at: &mut dyn FnMut(u64) -> Hash,
 ) -> Result<Vec<Hash>, MerkleError> {
+    consistency_walk(old, new, &mut |lo, hi| range_hash(lo, hi, leaf_at))
+}
+
+/// PROOF(old, D[new]) with subtree hashes from `mth(lo, hi)`.
+fn consistency_walk(
+    old: u64,
+    new: u64,
+    mth: &mut dyn FnMut(u64, u64) -> Hash,
+) -> Result<Vec<Hash>, MerkleError> {
     check_sizes(old, new)?;
     if old == new {
         return Ok(Vec::new());
@@ -239,16 +325,16 @@ pub fn consistency_proof_with(
     while old != hi {
         let mid = lo + split_point(hi - lo);
         if old <= mid {
-            proof.push(range_hash(mid, hi, leaf_at));
+            proof.push(mth(mid, hi));
             hi = mid;
         } else {
-            proof.push(range_hash(lo, mid, leaf_at));
+            proof.push(mth(lo, mid));
             lo = mid;
             has_old_root = false;
         }
     }
     if !has_old_root {
-        proof.push(range_hash(lo, hi, leaf_at));
+        proof.push(mth(lo, hi));
     }
     proof.reverse();
     Ok(proof)
@@ -773,5 +859,70 @@ mod tests {
             hex::encode(digest.finalize()),
             "b82806ad4265bb151c1119c0f4db437bb4d1a1f887b3a7fba1cd4ebf552e3e81"
         );
+    }
+}
+
+#[cfg(test)]
+mod node_tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    /// Builds the stored form of a log (level-0 leaves plus every completed
+    /// perfect subtree) the way a sequencer does, through push_completing.
+    fn stored(n: u64) -> (Vec<Hash>, HashMap<(u32, u64), Hash>, Frontier) {
+        let leaves: Vec<Hash> = (0..n).map(|i| leaf_hash(&i.to_be_bytes())).collect();
+        let mut nodes = HashMap::new();
+        let mut frontier = Frontier::new();
+        for (i, leaf) in leaves.iter().enumerate() {
+            nodes.insert((0, i as u64), *leaf);
+            for (level, index, hash) in frontier.push_completing(*leaf) {
+                nodes.insert((level, index), hash);
+            }
+        }
+        (leaves, nodes, frontier)
+    }
+
+    #[test]
+    fn proofs_from_nodes_equal_proofs_from_leaves() {
+        let (leaves, nodes, frontier) = stored(70);
+        let mut node_at = |level: u32, index: u64| nodes[&(level, index)];
+        assert_eq!(frontier.root(), root(&leaves));
+        for size in 1..=70u64 {
+            assert_eq!(
+                mth_from_nodes(0, size, &mut node_at),
+                root(&leaves[..size as usize]),
+                "root {size}"
+            );
+            let rebuilt = Frontier::from_nodes(size, &mut node_at);
+            assert_eq!(
+                rebuilt.root(),
+                root(&leaves[..size as usize]),
+                "frontier {size}"
+            );
+            for index in 0..size {
+                assert_eq!(
+                    inclusion_proof_from_nodes(index, size, &mut node_at).unwrap(),
+                    inclusion_proof(&leaves, index, size).unwrap(),
+                    "inclusion {index}/{size}"
+                );
+            }
+            for old in 1..=size {
+                assert_eq!(
+                    consistency_proof_from_nodes(old, size, &mut node_at).unwrap(),
+                    consistency_proof(&leaves, old, size).unwrap(),
+                    "consistency {old}/{size}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_rebuilt_frontier_keeps_growing_correctly() {
+        let (leaves, nodes, _) = stored(37);
+        let mut frontier = Frontier::from_nodes(21, &mut |l, i| nodes[&(l, i)]);
+        for leaf in &leaves[21..] {
+            frontier.push_completing(*leaf);
+        }
+        assert_eq!(frontier.root(), root(&leaves));
     }
 }

@@ -1,0 +1,260 @@
+//! The audit log's byte-level formats, shared by the extension and the offline
+//! `verify-evidence` command:
+//!
+//! - the canonical encoding of an entry, whose RFC 6962 leaf hash the log
+//!   stores (stable across versions: it starts with a format version);
+//! - checkpoints as C2SP `tlog-checkpoint` signed notes, Ed25519-signed.
+
+use base64::Engine;
+use ring::signature::{self, Ed25519KeyPair, KeyPair, UnparsedPublicKey};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::merkle::{self, Hash};
+
+/// One audit entry as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entry {
+    pub seq: u64,
+    /// Microseconds since the Unix epoch (exact; no time-zone formatting).
+    pub ts_micros: i64,
+    pub tenant_id: Option<String>,
+    pub actor_id: String,
+    pub request_id: Option<String>,
+    pub action: String,
+    pub payload: Value,
+}
+
+/// Canonical JSON: objects with keys sorted by their UTF-8 bytes, no
+/// whitespace, strings escaped by serde_json, numbers in the exact text
+/// PostgreSQL's jsonb printed (serde_json's arbitrary_precision keeps it).
+pub fn canonical_json(value: &Value) -> String {
+    match value {
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            let fields: Vec<String> = keys
+                .iter()
+                .map(|k| {
+                    format!(
+                        "{}:{}",
+                        Value::String((*k).clone()),
+                        canonical_json(&map[*k])
+                    )
+                })
+                .collect();
+            format!("{{{}}}", fields.join(","))
+        }
+        Value::Array(items) => format!(
+            "[{}]",
+            items
+                .iter()
+                .map(canonical_json)
+                .collect::<Vec<_>>()
+                .join(",")
+        ),
+        other => other.to_string(),
+    }
+}
+
+impl Entry {
+    /// Version 1 of the canonical bytes: the canonical JSON of
+    /// `[1, seq, ts_micros, tenant_id, actor_id, request_id, action, payload]`.
+    pub fn canonical_bytes(&self) -> Vec<u8> {
+        let array = Value::Array(vec![
+            Value::from(1),
+            Value::from(self.seq),
+            Value::from(self.ts_micros),
+            self.tenant_id.clone().map_or(Value::Null, Value::String),
+            Value::String(self.actor_id.clone()),
+            self.request_id.clone().map_or(Value::Null, Value::String),
+            Value::String(self.action.clone()),
+            self.payload.clone(),
+        ]);
+        canonical_json(&array).into_bytes()
+    }
+
+    pub fn leaf_hash(&self) -> Hash {
+        merkle::leaf_hash(&self.canonical_bytes())
+    }
+}
+
+/// A signed tree head.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checkpoint {
+    pub origin: String,
+    pub tree_size: u64,
+    pub root: Hash,
+}
+
+impl Checkpoint {
+    /// The checkpoint body of a C2SP tlog-checkpoint note (what is signed).
+    pub fn body(&self) -> String {
+        let root = base64::engine::general_purpose::STANDARD.encode(self.root);
+        format!("{}\n{}\n{}\n", self.origin, self.tree_size, root)
+    }
+
+    /// The full signed note: body, blank line, one signature line
+    /// `— <key name> <base64(key hash ‖ signature)>` (C2SP signed-note).
+    pub fn note(&self, key_name: &str, public_key: &[u8], signature: &[u8]) -> String {
+        let mut sig = key_hash(key_name, public_key).to_vec();
+        sig.extend_from_slice(signature);
+        format!(
+            "{}\n\u{2014} {key_name} {}\n",
+            self.body(),
+            base64::engine::general_purpose::STANDARD.encode(sig)
+        )
+    }
+}
+
+/// C2SP signed-note key hash for an Ed25519 key: the first four bytes of
+/// SHA-256(key name ‖ "\n" ‖ 0x01 ‖ public key).
+pub fn key_hash(key_name: &str, public_key: &[u8]) -> [u8; 4] {
+    let mut h = Sha256::new();
+    h.update(key_name.as_bytes());
+    h.update(b"\n");
+    h.update([0x01]);
+    h.update(public_key);
+    let digest = h.finalize();
+    [digest[0], digest[1], digest[2], digest[3]]
+}
+
+/// A C2SP vkey string: `<name>+<hex key hash>+<base64(0x01 ‖ public key)>`.
+pub fn verifier_key(key_name: &str, public_key: &[u8]) -> String {
+    let mut material = vec![0x01];
+    material.extend_from_slice(public_key);
+    format!(
+        "{key_name}+{}+{}",
+        hex::encode(key_hash(key_name, public_key)),
+        base64::engine::general_purpose::STANDARD.encode(material)
+    )
+}
+
+/// Signs `message` with the Ed25519 key derived from `seed` (32 bytes).
+pub fn sign(seed: &[u8], message: &[u8]) -> Result<(Vec<u8>, Vec<u8>), String> {
+    let pair =
+        Ed25519KeyPair::from_seed_unchecked(seed).map_err(|_| "bad Ed25519 seed".to_string())?;
+    Ok((
+        pair.sign(message).as_ref().to_vec(),
+        pair.public_key().as_ref().to_vec(),
+    ))
+}
+
+/// The Ed25519 public key of `seed`.
+pub fn public_key(seed: &[u8]) -> Result<Vec<u8>, String> {
+    Ed25519KeyPair::from_seed_unchecked(seed)
+        .map(|pair| pair.public_key().as_ref().to_vec())
+        .map_err(|_| "bad Ed25519 seed".to_string())
+}
+
+pub fn verify_signature(public_key: &[u8], message: &[u8], sig: &[u8]) -> bool {
+    UnparsedPublicKey::new(&signature::ED25519, public_key)
+        .verify(message, sig)
+        .is_ok()
+}
+
+/// Parses a signed note and checks its signature line against `public_key`
+/// under `key_name`; returns the checkpoint it commits to.
+pub fn open_note(note: &str, key_name: &str, public_key: &[u8]) -> Result<Checkpoint, String> {
+    let (body, signatures) = note
+        .split_once("\n\n")
+        .ok_or("note has no signature block")?;
+    let body = format!("{body}\n");
+    let mut lines = body.lines();
+    let origin = lines.next().ok_or("note has no origin")?.to_string();
+    let tree_size: u64 = lines
+        .next()
+        .and_then(|l| l.parse().ok())
+        .ok_or("note has no tree size")?;
+    let root: Hash = lines
+        .next()
+        .and_then(|l| base64::engine::general_purpose::STANDARD.decode(l).ok())
+        .and_then(|r| r.try_into().ok())
+        .ok_or("note has no root hash")?;
+    let expected_hash = key_hash(key_name, public_key);
+    for line in signatures.lines() {
+        let Some(rest) = line.strip_prefix("\u{2014} ") else {
+            continue;
+        };
+        let Some((name, sig_b64)) = rest.split_once(' ') else {
+            continue;
+        };
+        let Ok(sig) = base64::engine::general_purpose::STANDARD.decode(sig_b64) else {
+            continue;
+        };
+        if name == key_name && sig.len() == 68 && sig[..4] == expected_hash {
+            if verify_signature(public_key, body.as_bytes(), &sig[4..]) {
+                return Ok(Checkpoint {
+                    origin,
+                    tree_size,
+                    root,
+                });
+            }
+            return Err("the note's signature does not verify".into());
+        }
+    }
+    Err(format!("the note carries no signature by {key_name}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry() -> Entry {
+        Entry {
+            seq: 7,
+            ts_micros: 1_800_000_000_123_456,
+            tenant_id: Some("t".into()),
+            actor_id: "agent-a".into(),
+            request_id: None,
+            action: "trade.placed".into(),
+            payload: serde_json::from_str(
+                r#"{"b": 1.50, "a": [true, null, "x\"y"], "n": 12345678901234567890}"#,
+            )
+            .unwrap(),
+        }
+    }
+
+    #[test]
+    fn canonical_bytes_are_stable() {
+        assert_eq!(
+            String::from_utf8(entry().canonical_bytes()).unwrap(),
+            r#"[1,7,1800000000123456,"t","agent-a",null,"trade.placed",{"a":[true,null,"x\"y"],"b":1.50,"n":12345678901234567890}]"#
+        );
+    }
+
+    #[test]
+    fn key_order_and_whitespace_never_matter() {
+        let mut other = entry();
+        other.payload = serde_json::from_str(
+            r#"{ "n":12345678901234567890 ,"a" : [ true , null , "x\"y" ], "b":1.50 }"#,
+        )
+        .unwrap();
+        assert_eq!(other.leaf_hash(), entry().leaf_hash());
+        other.payload["b"] = serde_json::from_str("1.5").unwrap();
+        assert_ne!(
+            other.leaf_hash(),
+            entry().leaf_hash(),
+            "1.5 and 1.50 are different texts"
+        );
+    }
+
+    #[test]
+    fn notes_sign_and_verify() {
+        let seed = [7u8; 32];
+        let cp = Checkpoint {
+            origin: "kakunin/test".into(),
+            tree_size: 3,
+            root: [9u8; 32],
+        };
+        let (sig, public) = sign(&seed, cp.body().as_bytes()).unwrap();
+        let note = cp.note("kakunin/test", &public, &sig);
+        assert!(note.starts_with("kakunin/test\n3\nCQkJ"));
+        assert_eq!(open_note(&note, "kakunin/test", &public).unwrap(), cp);
+        let forged = note.replacen("\n3\n", "\n4\n", 1);
+        assert!(open_note(&forged, "kakunin/test", &public).is_err());
+        let other_key = public_key(&[8u8; 32]).unwrap();
+        assert!(open_note(&note, "kakunin/test", &other_key).is_err());
+        assert!(verifier_key("kakunin/test", &public).starts_with("kakunin/test+"));
+    }
+}
