@@ -65,6 +65,11 @@ for _ in $(seq 50); do
   sleep 0.1
 done
 
-if [ $# -eq 0 ]; then set -- tests/pgtap/[0-9][0-9]_*.sql; fi
+cargo build --quiet -p verify-evidence
+if [ $# -eq 0 ]; then set -- tests/pgtap/[0-9][0-9]_*.sql; RUN_EVIDENCE=1; fi
 PGOPTIONS="-c kakunin_test.bouncer_port=$BOUNCER_PORT -c kakunin_test.socket=$SOCK -c kakunin_test.fake_ca=http://127.0.0.1:$FAKE_CA_PORT" \
   pg_prove -h "$SOCK" -p "$PORT" -U "$RUN_USER" -d "$DB" "$@"
+# The offline verifier against a bundle the database exported (TAP, via prove).
+if [ "${RUN_EVIDENCE:-0}" = 1 ]; then
+  prove --exec bash tests/evidence.t :: "$SOCK" "$PORT" "$DB" "$RUN_USER"
+fi

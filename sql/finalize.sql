@@ -102,3 +102,29 @@ COMMENT ON FUNCTION kakunin.bind_agent_serial(text) IS
     'Gateway flow: binds the agent the CA''s verify endpoint names for a serial (X-Kakunin-Cert-Serial), with its status and scope. kakunin_gateway only; needs kakunin.verify_url; if the endpoint cannot answer, nothing is bound.';
 COMMENT ON FUNCTION kakunin.verify_endpoint_stats() IS
     'Requests this backend has made to the verify endpoint (cache hits make none), and the endpoint URL.';
+
+-- Audit log. Appends go through RLS (the seed's policy); integration,
+-- checkpoints, verification and proofs reveal no entry content and are open to
+-- all; an evidence export contains entries, so it is kakunin_admin's.
+REVOKE EXECUTE ON FUNCTION kakunin.export_evidence(timestamptz, timestamptz) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION kakunin.export_evidence(timestamptz, timestamptz) TO kakunin_admin;
+REVOKE EXECUTE ON FUNCTION kakunin.audit_guard() FROM PUBLIC;
+GRANT SELECT ON kakunin.audit_tree TO PUBLIC;
+COMMENT ON FUNCTION kakunin.audit(text, jsonb) IS
+    'Appends an audit entry (actor: the bound agent, or the session user) and returns its id; the sequencer assigns its seq in commit order.';
+COMMENT ON FUNCTION kakunin.audit_integrate() IS
+    'Integrates committed audit entries into the Merkle tree (gapless seq, leaf hashes, nodes); returns how many. Runs automatically from appends and readers.';
+COMMENT ON FUNCTION kakunin.audit_checkpoint() IS
+    'Integrates committed entries and records an Ed25519-signed checkpoint (tree size, root hash) in kakunin.audit_checkpoints.';
+COMMENT ON FUNCTION kakunin.audit_checkpoint_note() IS
+    'The latest checkpoint as a C2SP tlog-checkpoint signed note (signing a new one if entries arrived since).';
+COMMENT ON FUNCTION kakunin.audit_public_key() IS
+    'The checkpoint signing key''s public half, as a C2SP verifier key: <name>+<key hash>+<base64(0x01 || Ed25519 key)>.';
+COMMENT ON FUNCTION kakunin.verify_audit_log() IS
+    'Recomputes every leaf and the tree and checks every checkpoint: {ok, entries, checkpoints, first_bad_seq, reason}.';
+COMMENT ON FUNCTION kakunin.audit_inclusion_proof(bigint, bigint) IS
+    'RFC 6962 inclusion proof of entry seq in the tree of tree_size entries (default: the latest checkpoint), hashes in hex.';
+COMMENT ON FUNCTION kakunin.audit_consistency_proof(bigint, bigint) IS
+    'RFC 6962 consistency proof between two tree sizes, hashes in hex.';
+COMMENT ON FUNCTION kakunin.export_evidence(timestamptz, timestamptz) IS
+    'An evidence bundle for the entries in [from_ts, to_ts): entries, an inclusion proof each, the signed checkpoint note and the verifier key; check it offline with verify-evidence. kakunin_admin only.';

@@ -1,6 +1,7 @@
 //! kakunin_pg: agent identity for row-level security.
 //!
 //! - `binding_setting`: where a binding lives for the transaction, unforgeably.
+//! - `audit`: the tamper-evident audit log (sequencer, checkpoints, proofs).
 //! - `api_keys`: API keys (create, verify, bind, rotate, revoke) and `authorize()`.
 //! - `bind`: `kakunin.bind_agent[_session]`, `kakunin.validate_certificate`.
 //! - `crl`: `kakunin.load_crl`, the offline revocation channel.
@@ -19,6 +20,7 @@
 use pgrx::prelude::*;
 
 mod api_keys;
+mod audit;
 mod bind;
 mod binding_setting;
 mod certificate;
@@ -45,6 +47,7 @@ pgrx::extension_sql_file!(
     requires = ["helpers"]
 );
 pgrx::extension_sql_file!("../sql/revocation.sql", name = "revocation");
+pgrx::extension_sql_file!("../sql/audit.sql", name = "audit", requires = ["helpers"]);
 pgrx::extension_sql_file!("../sql/finalize.sql", name = "finalize", finalize);
 
 /// Declares schema `kakunin` to pgrx so `#[pg_extern(schema = "kakunin")]`
@@ -57,6 +60,7 @@ pub extern "C-unwind" fn _PG_init() {
     binding_setting::register();
     invalidation::register();
     verify_endpoint::register();
+    audit::checkpoints::register();
 }
 
 #[cfg(any(test, feature = "pg_test"))]

@@ -130,6 +130,16 @@ pub fn verifier_key(key_name: &str, public_key: &[u8]) -> String {
     )
 }
 
+/// A new Ed25519 private key seed from the operating system's CSPRNG.
+pub fn generate_seed() -> Result<[u8; 32], String> {
+    use ring::rand::{SecureRandom, SystemRandom};
+    let mut seed = [0u8; 32];
+    SystemRandom::new()
+        .fill(&mut seed)
+        .map_err(|_| "no randomness available".to_string())?;
+    Ok(seed)
+}
+
 /// Signs `message` with the Ed25519 key derived from `seed` (32 bytes).
 pub fn sign(seed: &[u8], message: &[u8]) -> Result<(Vec<u8>, Vec<u8>), String> {
     let pair =
@@ -196,6 +206,101 @@ pub fn open_note(note: &str, key_name: &str, public_key: &[u8]) -> Result<Checkp
     Err(format!("the note carries no signature by {key_name}"))
 }
 
+/// Parses a C2SP verifier key into (name, Ed25519 public key), checking its
+/// key hash.
+pub fn parse_verifier_key(vkey: &str) -> Result<(String, Vec<u8>), String> {
+    let mut parts = vkey.trim().splitn(3, '+');
+    let (Some(name), Some(hash), Some(material)) = (parts.next(), parts.next(), parts.next())
+    else {
+        return Err("verifier key is not <name>+<hash>+<key>".into());
+    };
+    let material = base64::engine::general_purpose::STANDARD
+        .decode(material)
+        .map_err(|_| "verifier key material is not base64".to_string())?;
+    let Some((&0x01, public)) = material.split_first() else {
+        return Err("verifier key is not an Ed25519 key".into());
+    };
+    if public.len() != 32 || hex::encode(key_hash(name, public)) != hash {
+        return Err("verifier key hash does not match its key".into());
+    }
+    Ok((name.to_string(), public.to_vec()))
+}
+
+/// What a verified evidence bundle proves.
+#[derive(Debug, PartialEq, Eq)]
+pub struct EvidenceSummary {
+    pub key_name: String,
+    pub tree_size: u64,
+    pub root: Hash,
+    pub entries: usize,
+}
+
+/// Verifies an evidence bundle from `kakunin.export_evidence` without trusting
+/// the database: the checkpoint note's signature under the bundle's verifier
+/// key, then each entry's leaf hash (recomputed from its fields) and inclusion
+/// proof against the checkpoint's root. The first failure is the error.
+pub fn verify_evidence(bundle: &Value) -> Result<EvidenceSummary, String> {
+    let text = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
+    let (name, public) =
+        parse_verifier_key(&text(bundle, "verifier_key").ok_or("bundle has no verifier_key")?)?;
+    let checkpoint = open_note(
+        &text(bundle, "checkpoint").ok_or("bundle has no checkpoint")?,
+        &name,
+        &public,
+    )?;
+    let entries = bundle
+        .get("entries")
+        .and_then(Value::as_array)
+        .ok_or("bundle has no entries")?;
+    for item in entries {
+        let seq = item
+            .get("seq")
+            .and_then(Value::as_u64)
+            .ok_or("an entry has no seq")?;
+        let entry = Entry {
+            seq,
+            ts_micros: item
+                .get("ts_micros")
+                .and_then(Value::as_i64)
+                .ok_or(format!("entry {seq}: no ts_micros"))?,
+            tenant_id: text(item, "tenant_id"),
+            actor_id: text(item, "actor_id").ok_or(format!("entry {seq}: no actor_id"))?,
+            request_id: text(item, "request_id"),
+            action: text(item, "action").ok_or(format!("entry {seq}: no action"))?,
+            payload: item
+                .get("payload")
+                .cloned()
+                .ok_or(format!("entry {seq}: no payload"))?,
+        };
+        let proof: Vec<Hash> = item
+            .get("proof")
+            .and_then(Value::as_array)
+            .ok_or(format!("entry {seq}: no proof"))?
+            .iter()
+            .map(|h| {
+                h.as_str()
+                    .and_then(|h| hex::decode(h).ok())
+                    .and_then(|h| h.try_into().ok())
+                    .ok_or(format!("entry {seq}: a proof hash is not 32 bytes of hex"))
+            })
+            .collect::<Result<_, _>>()?;
+        merkle::verify_inclusion(
+            seq,
+            checkpoint.tree_size,
+            &entry.leaf_hash(),
+            &proof,
+            &checkpoint.root,
+        )
+        .map_err(|e| format!("entry {seq} is not in the signed tree: {e}"))?;
+    }
+    Ok(EvidenceSummary {
+        key_name: name,
+        tree_size: checkpoint.tree_size,
+        root: checkpoint.root,
+        entries: entries.len(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -256,5 +361,45 @@ mod tests {
         let other_key = public_key(&[8u8; 32]).unwrap();
         assert!(open_note(&note, "kakunin/test", &other_key).is_err());
         assert!(verifier_key("kakunin/test", &public).starts_with("kakunin/test+"));
+    }
+
+    #[test]
+    fn evidence_bundles_verify_and_tampering_is_caught() {
+        let seed = [3u8; 32];
+        let entries: Vec<Entry> = (0..5).map(|seq| Entry { seq, ..entry() }).collect();
+        let leaves: Vec<Hash> = entries.iter().map(Entry::leaf_hash).collect();
+        let cp = Checkpoint {
+            origin: "kakunin/db".into(),
+            tree_size: 5,
+            root: merkle::root(&leaves),
+        };
+        let (sig, public) = sign(&seed, cp.body().as_bytes()).unwrap();
+        let items: Vec<Value> = entries
+            .iter()
+            .map(|e| {
+                let proof = merkle::inclusion_proof(&leaves, e.seq, 5).unwrap();
+                serde_json::json!({"seq": e.seq, "ts_micros": e.ts_micros, "tenant_id": e.tenant_id,
+                    "actor_id": e.actor_id, "request_id": e.request_id, "action": e.action,
+                    "payload": e.payload, "proof": proof.iter().map(hex::encode).collect::<Vec<_>>()})
+            })
+            .collect();
+        let bundle = serde_json::json!({
+            "verifier_key": verifier_key("kakunin/db", &public),
+            "checkpoint": cp.note("kakunin/db", &public, &sig),
+            "entries": items,
+        });
+        let summary = verify_evidence(&bundle).unwrap();
+        assert_eq!((summary.tree_size, summary.entries), (5, 5));
+
+        let mut tampered = bundle.clone();
+        tampered["entries"][2]["action"] = Value::from("trade.cancelled");
+        assert!(verify_evidence(&tampered)
+            .unwrap_err()
+            .starts_with("entry 2 is not in the signed tree"));
+        let mut other_key = bundle.clone();
+        other_key["verifier_key"] =
+            Value::from(verifier_key("kakunin/db", &public_key(&[4u8; 32]).unwrap()));
+        assert!(verify_evidence(&other_key).is_err());
+        assert!(parse_verifier_key("x+00000000+AQ==").is_err());
     }
 }

@@ -1,0 +1,110 @@
+//! The tamper-evident audit log.
+//!
+//! - `sequencer`: appends (`kakunin.audit`) and integration of committed
+//!   entries into the Merkle tree (`kakunin.audit_integrate`).
+//! - `checkpoints`: signed tree heads and C2SP notes.
+//! - `verification`: `kakunin.verify_audit_log`, proofs and evidence export.
+//!
+//! Append-only is enforced by the `kakunin.audit_guard` trigger below.
+
+pub mod checkpoints;
+pub mod sequencer;
+pub mod verification;
+
+use std::cell::Cell;
+
+use kakunin_core::merkle::Hash;
+use pgrx::pg_sys;
+use pgrx::prelude::*;
+
+use crate::error::spi_failed;
+
+thread_local! {
+    /// True only while `sequencer::integrate` writes seq and leaf_hash.
+    static SEQUENCING: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs `f` with the sequencer's right to fill in positions.
+pub fn as_sequencer<R>(f: impl FnOnce() -> R) -> R {
+    struct Reset;
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            SEQUENCING.set(false);
+        }
+    }
+    SEQUENCING.set(true);
+    let _reset = Reset;
+    f()
+}
+
+/// Trigger `kakunin.audit_guard()`: refuses UPDATE, DELETE and TRUNCATE on the
+/// audit tables, for every role including their owner; only the sequencer may
+/// UPDATE (to fill seq and leaf_hash of integrated entries).
+#[no_mangle]
+#[pg_guard]
+pub unsafe extern "C-unwind" fn kakunin_audit_guard(
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> pg_sys::Datum {
+    // SAFETY: PostgreSQL calls a trigger with fcinfo->context pointing to a
+    // TriggerData node; anything else is refused before it is read.
+    unsafe {
+        let context = (*fcinfo).context;
+        if context.is_null() || (*context).type_ != pg_sys::NodeTag::T_TriggerData {
+            pgrx::error!("kakunin.audit_guard() must be called as a trigger");
+        }
+        let trigger = context.cast::<pg_sys::TriggerData>();
+        let event = (*trigger).tg_event & pg_sys::TRIGGER_EVENT_OPMASK;
+        if event == pg_sys::TRIGGER_EVENT_UPDATE && SEQUENCING.get() {
+            return pg_sys::Datum::from((*trigger).tg_newtuple);
+        }
+        let what = match event {
+            pg_sys::TRIGGER_EVENT_UPDATE => "UPDATE",
+            pg_sys::TRIGGER_EVENT_DELETE => "DELETE",
+            pg_sys::TRIGGER_EVENT_TRUNCATE => "TRUNCATE",
+            _ => "change",
+        };
+        ereport!(
+            ERROR,
+            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            format!("the audit log is append-only: {what} is not allowed"),
+            "Entries, tree nodes and checkpoints can only be added."
+        );
+    }
+}
+
+crate::fmgr::fmgr_v1!(pg_finfo_kakunin_audit_guard);
+
+/// Reads a perfect-subtree node of the stored tree: level 0 is an entry's leaf
+/// hash, higher levels are in `kakunin.audit_tree`.
+pub fn node_at(level: u32, idx: u64) -> Hash {
+    let result = if level == 0 {
+        Spi::get_one_with_args::<Vec<u8>>(
+            "SELECT leaf_hash FROM kakunin.audit_log WHERE seq OPERATOR(pg_catalog.=) $1",
+            &[(idx as i64).into()],
+        )
+    } else {
+        Spi::get_one_with_args::<Vec<u8>>(
+            "SELECT hash FROM kakunin.audit_tree
+             WHERE level OPERATOR(pg_catalog.=) $1 AND idx OPERATOR(pg_catalog.=) $2",
+            &[(level as i16).into(), (idx as i64).into()],
+        )
+    };
+    // A missing node is a damaged tree: fail loudly rather than prove nonsense.
+    result
+        .unwrap_or_else(|e| spi_failed(&format!("read audit tree node ({level}, {idx})"), e))
+        .and_then(|h| h.try_into().ok())
+        .unwrap_or_else(|| {
+            ereport!(
+                ERROR,
+                PgSqlErrorCode::ERRCODE_DATA_CORRUPTED,
+                format!("the audit tree is missing node (level {level}, index {idx})")
+            );
+        })
+}
+
+/// Number of integrated entries (the tree size).
+pub fn tree_size() -> u64 {
+    Spi::get_one::<i64>("SELECT coalesce(max(seq) + 1, 0) FROM kakunin.audit_log")
+        .unwrap_or_else(|e| spi_failed("read the audit log size", e))
+        .unwrap_or(0) as u64
+}

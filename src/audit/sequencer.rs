@@ -1,0 +1,171 @@
+//! Appends and the sequencer.
+//!
+//! An append is a plain INSERT (RLS applies) and takes no lock shared with
+//! other writers. The sequencer gives committed entries their positions: under
+//! one advisory lock, it reads the entries not yet integrated that its snapshot
+//! sees (so only committed ones, and a rolled-back append leaves no hole),
+//! numbers them gaplessly after the current tree size in arrival order,
+//! stores their leaf hashes and the tree nodes they complete, all in one
+//! transaction. It runs when a reader needs the tree (checkpoint, proofs,
+//! export, verify), and from appends at most once a second per backend
+//! without waiting for the lock.
+
+use std::cell::Cell;
+use std::time::{Duration, Instant};
+
+use kakunin_core::audit::Entry;
+use kakunin_core::merkle::Frontier;
+use pgrx::prelude::*;
+
+use super::{as_sequencer, node_at, tree_size};
+use crate::error::{spi_failed, KakuninError, OrRaise};
+use crate::privilege;
+
+/// `hashtext('kakunin.audit')`-style key of the sequencer's advisory lock.
+const SEQUENCER_LOCK: i64 = 0x6b6b_6e5f_6175_6474;
+const BATCH: i64 = 20_000;
+
+/// `kakunin.audit(action, payload) → bigint`: appends an entry (as the caller,
+/// so the table's policies apply) and returns its id; its seq follows when the
+/// sequencer integrates it.
+#[pg_extern(schema = "kakunin", volatile, parallel_unsafe)]
+fn audit(action: Option<&str>, payload: default!(Option<pgrx::JsonB>, "'{}'")) -> i64 {
+    let action = action
+        .ok_or(KakuninError::NullArgument("action"))
+        .or_raise();
+    let payload = payload
+        .map(|p| p.0)
+        .unwrap_or_else(|| serde_json::json!({}));
+    let id = Spi::get_one_with_args::<i64>(
+        "INSERT INTO kakunin.audit_log (action, payload) VALUES ($1, $2::jsonb) RETURNING id",
+        &[action.into(), payload.to_string().into()],
+    )
+    .unwrap_or_else(|e| spi_failed("append to kakunin.audit_log", e))
+    .unwrap_or_default();
+    integrate_now_and_then();
+    id
+}
+
+thread_local! {
+    static LAST_TRY: Cell<Option<Instant>> = const { Cell::new(None) };
+}
+
+/// From an append: integrate what others committed, at most once a second per
+/// backend, and only if no other sequencer is running (never waits).
+fn integrate_now_and_then() {
+    if LAST_TRY
+        .get()
+        .is_some_and(|t| t.elapsed() < Duration::from_secs(1))
+    {
+        return;
+    }
+    LAST_TRY.set(Some(Instant::now()));
+    privilege::as_extension_owner(|| {
+        let locked = Spi::get_one_with_args::<bool>(
+            "SELECT pg_catalog.pg_try_advisory_xact_lock($1)",
+            &[SEQUENCER_LOCK.into()],
+        )
+        .unwrap_or_else(|e| spi_failed("take the sequencer lock", e))
+        .unwrap_or(false);
+        if locked {
+            integrate_locked();
+            super::checkpoints::checkpoint_if_due();
+        }
+    });
+}
+
+/// `kakunin.audit_integrate() → bigint`: integrates every committed entry not
+/// yet in the tree; returns how many.
+#[pg_extern(schema = "kakunin", volatile, parallel_unsafe)]
+fn audit_integrate() -> i64 {
+    integrate() as i64
+}
+
+/// Waits for the sequencer lock, then integrates (as the extension owner).
+pub fn integrate() -> u64 {
+    privilege::as_extension_owner(|| {
+        Spi::run_with_args(
+            "SELECT pg_catalog.pg_advisory_xact_lock($1)",
+            &[SEQUENCER_LOCK.into()],
+        )
+        .unwrap_or_else(|e| spi_failed("take the sequencer lock", e));
+        integrate_locked()
+    })
+}
+
+fn integrate_locked() -> u64 {
+    let mut size = tree_size();
+    let mut frontier = Frontier::from_nodes(size, &mut node_at);
+    let mut total = 0;
+    loop {
+        let pending: Vec<(i64, Entry)> = Spi::connect(|client| {
+            client
+                .select(
+                    "SELECT id, (extract(epoch FROM ts) * 1000000)::bigint, tenant_id, actor_id,
+                            request_id, action, payload::text
+                     FROM kakunin.audit_log WHERE seq IS NULL ORDER BY id LIMIT $1",
+                    None,
+                    &[BATCH.into()],
+                )?
+                .map(|row| {
+                    Ok((
+                        row.get::<i64>(1)?.unwrap_or_default(),
+                        Entry {
+                            seq: 0,
+                            ts_micros: row.get::<i64>(2)?.unwrap_or_default(),
+                            tenant_id: row.get::<String>(3)?,
+                            actor_id: row.get::<String>(4)?.unwrap_or_default(),
+                            request_id: row.get::<String>(5)?,
+                            action: row.get::<String>(6)?.unwrap_or_default(),
+                            payload: row
+                                .get::<String>(7)?
+                                .and_then(|p| serde_json::from_str(&p).ok())
+                                .unwrap_or(serde_json::Value::Null),
+                        },
+                    ))
+                })
+                .collect::<Result<Vec<_>, pgrx::spi::Error>>()
+        })
+        .unwrap_or_else(|e| spi_failed("read pending audit entries", e));
+        if pending.is_empty() {
+            return total;
+        }
+        let (mut ids, mut seqs, mut leaves) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut levels, mut idxs, mut hashes) = (Vec::new(), Vec::new(), Vec::new());
+        for (id, mut entry) in pending {
+            entry.seq = size;
+            let leaf = entry.leaf_hash();
+            for (level, idx, hash) in frontier.push_completing(leaf) {
+                levels.push(level as i16);
+                idxs.push(idx as i64);
+                hashes.push(hash.to_vec());
+            }
+            ids.push(id);
+            seqs.push(size as i64);
+            leaves.push(leaf.to_vec());
+            size += 1;
+            total += 1;
+        }
+        as_sequencer(|| {
+            Spi::connect_mut(|client| {
+                client.update(
+                    "UPDATE kakunin.audit_log a SET seq = u.seq, leaf_hash = u.h
+                     FROM ROWS FROM (pg_catalog.unnest($1::bigint[]), pg_catalog.unnest($2::bigint[]),
+                                     pg_catalog.unnest($3::bytea[])) AS u(id, seq, h)
+                     WHERE a.id OPERATOR(pg_catalog.=) u.id AND a.seq IS NULL",
+                    None,
+                    &[ids.into(), seqs.into(), leaves.into()],
+                )?;
+                client.update(
+                    "INSERT INTO kakunin.audit_tree (level, idx, hash)
+                     SELECT * FROM ROWS FROM (pg_catalog.unnest($1::smallint[]),
+                                              pg_catalog.unnest($2::bigint[]), pg_catalog.unnest($3::bytea[]))",
+                    None,
+                    &[levels.into(), idxs.into(), hashes.into()],
+                )?;
+                Ok::<_, pgrx::spi::Error>(())
+            })
+        })
+        .unwrap_or_else(|e| spi_failed("integrate audit entries", e));
+    }
+}
