@@ -95,6 +95,34 @@ for _ in 1 2 3; do
   "${PGBP[@]}" -f "$OUT/verify_sql.pgbench" >> "$OUT/verify_sql.txt" 2>&1
 done
 
+echo "[bench] audit log: appends (1 and 8 clients), verification of 1,000,000 entries, proofs at 10,000,000"
+"${PSQL[@]}" -U "$RUN_USER" -d "$DB" -f bench/audit.sql >/dev/null
+echo "SELECT kakunin.audit('trade.placed', '{\"instrument\": \"AAPL\", \"qty\": 10}');" > "$OUT/append_ours.pgbench"
+echo "INSERT INTO plain_log (action, payload) VALUES ('trade.placed', '{\"instrument\": \"AAPL\", \"qty\": 10}');" > "$OUT/append_plain.pgbench"
+echo "INSERT INTO diy_log (action, payload) VALUES ('trade.placed', '{\"instrument\": \"AAPL\", \"qty\": 10}');" > "$OUT/append_diy.pgbench"
+for clients in 1 8; do
+  for kind in ours plain diy; do
+    pgbench -n -c "$clients" -j 2 -T 10 -h "$SOCK" -p "$PORT" -U bench_auditor -f "$OUT/append_$kind.pgbench" "$DB" \
+      > "$OUT/append_${kind}_$clients.txt" 2>&1
+  done
+done
+# How long committed entries wait to be integrated: drain what the runs left.
+"${PSQL[@]}" -At -U "$RUN_USER" -d "$DB" -c "SELECT count(*) FROM kakunin.audit_log WHERE seq IS NULL" > "$OUT/audit_pending.txt"
+"${PSQL[@]}" -At -U "$RUN_USER" -d "$DB" -c "\timing on" -c "SELECT kakunin.audit_integrate()" | tail -1 >> "$OUT/audit_pending.txt"
+# Verification over 1,000,000 entries.
+"${PSQL[@]}" -U "$RUN_USER" -d "$DB" -c "INSERT INTO kakunin.audit_log (actor_id, action, payload)
+  SELECT 'agent-' || (g % 100), 'trade.placed', jsonb_build_object('n', g, 'price', 1.50)
+  FROM generate_series(1, 1000000 - (SELECT count(*) FROM kakunin.audit_log)) g" \
+  -c "SELECT kakunin.audit_integrate()" -c "SELECT count(*) FROM kakunin.audit_checkpoint()" >/dev/null
+"${PSQL[@]}" -At -U "$RUN_USER" -d "$DB" -c "\timing on" -c "SELECT kakunin.verify_audit_log()" > "$OUT/verify.txt"
+# Inclusion proofs at 10,000,000 entries: the tree grows to 10M synthetic
+# leaves (the sequencer's own code path, fed by a bulk insert).
+"${PSQL[@]}" -U "$RUN_USER" -d "$DB" -c "INSERT INTO kakunin.audit_log (actor_id, action, payload)
+  SELECT 'agent-' || (g % 100), 'bulk', '{}' FROM generate_series(1, 9000000) g" \
+  -c "SELECT kakunin.audit_integrate()" >/dev/null
+"${PSQL[@]}" -At -U "$RUN_USER" -d "$DB" -c "SELECT round(bench_proof_median(10000000, 1000)::numeric, 3),
+  jsonb_array_length(kakunin.audit_inclusion_proof(4242424, 10000000)->'proof')" > "$OUT/proof.txt"
+
 python3 bench/report.py "$OUT"
 
 echo

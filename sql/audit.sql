@@ -5,10 +5,17 @@
 -- x-request-id of the PostgREST request, if any; never fails.
 CREATE FUNCTION kakunin.current_request_id() RETURNS text
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog AS $$
+DECLARE headers text := current_setting('request.headers', true);
 BEGIN
-    RETURN nullif(current_setting('request.headers', true), '')::json ->> 'x-request-id';
-EXCEPTION WHEN OTHERS THEN
-    RETURN NULL;
+    -- Outside PostgREST there are no headers: no subtransaction for the common case.
+    IF headers IS NULL OR headers = '' THEN
+        RETURN NULL;
+    END IF;
+    BEGIN
+        RETURN headers::json ->> 'x-request-id';
+    EXCEPTION WHEN OTHERS THEN
+        RETURN NULL;
+    END;
 END $$;
 COMMENT ON FUNCTION kakunin.current_request_id() IS
     'The x-request-id header of the current PostgREST request, or NULL (audit_log.request_id default).';

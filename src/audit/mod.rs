@@ -18,6 +18,7 @@ use pgrx::pg_sys;
 use pgrx::prelude::*;
 
 use crate::error::spi_failed;
+use crate::spi_read::{self, Visibility};
 
 thread_local! {
     /// True only while `sequencer::integrate` writes seq and leaf_hash.
@@ -74,24 +75,42 @@ pub unsafe extern "C-unwind" fn kakunin_audit_guard(
 
 crate::fmgr::fmgr_v1!(pg_finfo_kakunin_audit_guard);
 
+thread_local! {
+    static LEAF_PLAN: Cell<pg_sys::SPIPlanPtr> = const { Cell::new(std::ptr::null_mut()) };
+    static NODE_PLAN: Cell<pg_sys::SPIPlanPtr> = const { Cell::new(std::ptr::null_mut()) };
+}
+
 /// Reads a perfect-subtree node of the stored tree: level 0 is an entry's leaf
-/// hash, higher levels are in `kakunin.audit_tree`.
+/// hash, higher levels are in `kakunin.audit_tree`. One kept-plan index probe.
 pub fn node_at(level: u32, idx: u64) -> Hash {
-    let result = if level == 0 {
-        Spi::get_one_with_args::<Vec<u8>>(
-            "SELECT leaf_hash FROM kakunin.audit_log WHERE seq OPERATOR(pg_catalog.=) $1",
-            &[(idx as i64).into()],
+    let idx_datum = (idx as i64).into_datum().unwrap_or(pg_sys::Datum::from(0));
+    let rows = if level == 0 {
+        spi_read::query(
+            Visibility::Latest,
+            &LEAF_PLAN,
+            c"SELECT leaf_hash FROM kakunin.audit_log WHERE seq OPERATOR(pg_catalog.=) $1",
+            &[pg_sys::INT8OID],
+            &[idx_datum],
+            |row| row.get::<Vec<u8>>(1),
         )
     } else {
-        Spi::get_one_with_args::<Vec<u8>>(
-            "SELECT hash FROM kakunin.audit_tree
-             WHERE level OPERATOR(pg_catalog.=) $1 AND idx OPERATOR(pg_catalog.=) $2",
-            &[(level as i16).into(), (idx as i64).into()],
+        let level_datum = (level as i16)
+            .into_datum()
+            .unwrap_or(pg_sys::Datum::from(0));
+        spi_read::query(
+            Visibility::Latest,
+            &NODE_PLAN,
+            c"SELECT hash FROM kakunin.audit_tree
+              WHERE level OPERATOR(pg_catalog.=) $1 AND idx OPERATOR(pg_catalog.=) $2",
+            &[pg_sys::INT2OID, pg_sys::INT8OID],
+            &[level_datum, idx_datum],
+            |row| row.get::<Vec<u8>>(1),
         )
     };
     // A missing node is a damaged tree: fail loudly rather than prove nonsense.
-    result
-        .unwrap_or_else(|e| spi_failed(&format!("read audit tree node ({level}, {idx})"), e))
+    rows.into_iter()
+        .flatten()
+        .next()
         .and_then(|h| h.try_into().ok())
         .unwrap_or_else(|| {
             ereport!(
