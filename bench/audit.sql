@@ -20,7 +20,7 @@ END $$;
 CREATE TRIGGER chain BEFORE INSERT ON diy_log FOR EACH ROW EXECUTE FUNCTION diy_chain();
 GRANT INSERT ON plain_log, diy_log TO bench_auditor;
 GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO bench_auditor;
-GRANT SELECT ON diy_log TO bench_auditor;
+GRANT SELECT, UPDATE ON diy_log TO bench_auditor;  -- LOCK … SHARE ROW EXCLUSIVE needs UPDATE
 
 -- Median milliseconds of `n` inclusion proofs for random positions in a tree
 -- of `size` entries.

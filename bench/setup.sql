@@ -5,13 +5,7 @@ SET client_min_messages = warning;
 CREATE EXTENSION kakunin_pg;
 CREATE ROLE bench_user LOGIN IN ROLE kakunin_gateway;
 
--- The seed's SQL helpers (baseline d): plain settings, split on every call.
-CREATE FUNCTION seed_agent_id() RETURNS text LANGUAGE sql STABLE
-AS $$ SELECT current_setting('app.agent_id', true) $$;
-CREATE FUNCTION seed_cert_status() RETURNS text LANGUAGE sql STABLE
-AS $$ SELECT current_setting('app.cert_status', true) $$;
-CREATE FUNCTION seed_permitted_instruments() RETURNS text[] LANGUAGE sql STABLE
-AS $$ SELECT string_to_array(current_setting('app.permitted_instruments', true), ',') $$;
+\i sql/examples/seed_helpers.sql
 
 -- The certificate as an inlined constant, so fetching it costs the bind nothing.
 SELECT format('CREATE FUNCTION bench_cert() RETURNS text IMMUTABLE LANGUAGE sql AS %L',

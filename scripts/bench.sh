@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Benchmark harness: prints, in one run, our figures beside the baselines they
 # must beat, as ratios (see bench/report.py). Builds the extension in release
-# mode and uses its own throwaway cluster.
+# mode and uses its own throwaway cluster. `bench.sh SECTION` runs one section
+# (rls, bind, revocation, api_keys, audit); the default runs all of them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -13,6 +14,9 @@ PORT=55450
 DB=kakunin_bench
 OUT=$DIR/results
 RUNS=9
+SECTION=${1:-all}
+PGB=(pgbench -n -c 2 -j 2 -T 10 -h "$SOCK" -p "$PORT" "$DB")
+want() { [ "$SECTION" = all ] || [ "$SECTION" = "$1" ]; }
 
 echo "[bench] release build and install"
 cargo pgrx install --release --pg-config "$PG_CONFIG" >/dev/null 2>&1
@@ -27,7 +31,7 @@ echo "[bench] loading 4 x 1,000,000 rows"
 "${PSQL[@]}" -U "$RUN_USER" -d "$DB" -v cert="$(cat tests/fixtures/pki/agent-bench.pem)" \
   -v root="$(cat tests/fixtures/pki/root-ca.pem)" -f bench/setup.sql
 
-for mode in serial parallel; do
+want rls && for mode in serial parallel; do
   workers=0; [ "$mode" = parallel ] && workers=2
   echo "[bench] RLS forms, $mode plan"
   {
@@ -44,10 +48,10 @@ for mode in serial parallel; do
   } | "${PSQL[@]}" -At -U bench_user -d "$DB" > "$OUT/rls_$mode.txt"
 done
 
+if want bind; then
 echo "[bench] bind cost (pgbench, 2 clients, 3 rounds of 10 s per script)"
 cargo run --quiet -p kakunin-testkit --bin kakunin-proofs -- agent-bench "$DB" 150000 \
   | "${PSQL[@]}" -U "$RUN_USER" -d "$DB" -c '\copy bench_proofs FROM STDIN'
-PGB=(pgbench -n -c 2 -j 2 -T 10 -h "$SOCK" -p "$PORT" "$DB")
 : > "$OUT/bind_seed.txt"; : > "$OUT/bind_gateway.txt"; : > "$OUT/bind_proof.txt"
 for _ in 1 2 3; do
   "${PGB[@]}" -U bench_user -f bench/bind_seed.pgbench >> "$OUT/bind_seed.txt" 2>&1
@@ -55,6 +59,9 @@ for _ in 1 2 3; do
   "${PGB[@]}" -U bench_agent -f bench/bind_proof.pgbench >> "$OUT/bind_proof.txt" 2>&1
 done
 
+fi
+
+if want revocation; then
 echo "[bench] revocation: bind with the online check (cached) and webhook application"
 python3 tests/fake_ca.py 57450 &
 FAKE_CA_PID=$!
@@ -68,6 +75,9 @@ for _ in 1 2 3; do
 done
 "${PSQL[@]}" -At -U "$RUN_USER" -d "$DB" -c "SELECT round(bench_webhook_median(2000)::numeric, 1)" > "$OUT/webhook_us.txt"
 
+fi
+
+if want api_keys; then
 echo "[bench] API keys: verification at 1,000 and 1,000,000 keys"
 "${PSQL[@]}" -U "$RUN_USER" -d "$DB" -f bench/api_keys.sql
 KEY=$("${PSQL[@]}" -At -U "$RUN_USER" -d "$DB" -c \
@@ -95,6 +105,9 @@ for _ in 1 2 3; do
   "${PGBP[@]}" -f "$OUT/verify_sql.pgbench" >> "$OUT/verify_sql.txt" 2>&1
 done
 
+fi
+
+if want audit; then
 echo "[bench] audit log: appends (1 and 8 clients), verification of 1,000,000 entries, proofs at 10,000,000"
 "${PSQL[@]}" -U "$RUN_USER" -d "$DB" -f bench/audit.sql >/dev/null
 echo "SELECT kakunin.audit('trade.placed', '{\"instrument\": \"AAPL\", \"qty\": 10}');" > "$OUT/append_ours.pgbench"
@@ -122,6 +135,8 @@ done
   -c "SELECT kakunin.audit_integrate()" >/dev/null
 "${PSQL[@]}" -At -U "$RUN_USER" -d "$DB" -c "SELECT round(bench_proof_median(10000000, 1000)::numeric, 3),
   jsonb_array_length(kakunin.audit_inclusion_proof(4242424, 10000000)->'proof')" > "$OUT/proof.txt"
+
+fi
 
 python3 bench/report.py "$OUT"
 

@@ -3,16 +3,18 @@
 -- their gapless seq, leaf hash and tree nodes; checkpoints sign tree heads.
 
 -- x-request-id of the PostgREST request, if any; never fails.
+-- (No SET search_path: it would cost every append a settings save and
+-- restore; the body names pg_catalog explicitly and runs as the caller.)
 CREATE FUNCTION kakunin.current_request_id() RETURNS text
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog AS $$
-DECLARE headers text := current_setting('request.headers', true);
+LANGUAGE plpgsql STABLE AS $$
+DECLARE headers text := pg_catalog.current_setting('request.headers', true);
 BEGIN
     -- Outside PostgREST there are no headers: no subtransaction for the common case.
     IF headers IS NULL OR headers = '' THEN
         RETURN NULL;
     END IF;
     BEGIN
-        RETURN headers::json ->> 'x-request-id';
+        RETURN headers::pg_catalog.json OPERATOR(pg_catalog.->>) 'x-request-id';
     EXCEPTION WHEN OTHERS THEN
         RETURN NULL;
     END;

@@ -22,7 +22,7 @@ use crate::bind::{identity, store};
 use crate::error::{spi_failed, KakuninError, OrRaise};
 use crate::invalidation::EpochCache;
 use crate::registry::{now_unix, tag_for};
-use crate::spi_read::{self, Visibility};
+use crate::spi_plans::{self, Visibility};
 use crate::{binding_setting, privilege};
 
 /// A stored key, as verification reads it.
@@ -75,7 +75,7 @@ fn fetch(key_id: &[u8; 16]) -> Option<KeyRow> {
         .into_datum()
         .unwrap_or(pg_sys::Datum::from(0));
     privilege::as_extension_owner(|| {
-        spi_read::query(
+        spi_plans::query(
             Visibility::Latest,
             &FETCH_PLAN,
             c"SELECT secret_hash, owner_id, tenant_id, capabilities, claims::text,
@@ -250,7 +250,7 @@ pub fn key_status(key_id: &str, visibility: Visibility, epoch_before: u64, now: 
         Some(state) => state,
         None => {
             let arg = key_id.into_datum().unwrap_or(pg_sys::Datum::from(0));
-            let state = spi_read::query(
+            let state = spi_plans::query(
                 visibility,
                 &PLAN,
                 c"SELECT revoked_at IS NOT NULL, extract(epoch FROM expires_at)::float8

@@ -10,7 +10,7 @@ use serde_json::json;
 
 use crate::certificate::{self, Checked};
 use crate::error::{spi_failed, KakuninError, OrRaise};
-use crate::spi_read::Visibility;
+use crate::spi_plans::Visibility;
 use crate::{binding_setting, privilege, registry, verify_endpoint};
 
 pub fn identity(message: impl Into<String>) -> KakuninError {

@@ -17,7 +17,7 @@ use kakunin_core::profile::{read_profile, AgentProfile, ProfileError};
 use kakunin_core::{certificate_input, sha256_hex};
 use sha2::{Digest, Sha256};
 
-use crate::spi_read::Visibility;
+use crate::spi_plans::Visibility;
 use crate::{invalidation, registry, trust};
 
 /// A chain verdict is reused for at most this long, so an intermediate that

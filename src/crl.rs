@@ -15,7 +15,7 @@ use serde_json::json;
 use crate::error::{spi_failed, KakuninError, OrRaise};
 use crate::invalidation::{self, EpochCache};
 use crate::registry::tag_for;
-use crate::spi_read::{self, Visibility};
+use crate::spi_plans::{self, Visibility};
 use crate::{privilege, trust};
 
 /// `kakunin.load_crl(crl) → jsonb`: PEM or base64 DER. kakunin_admin only.
@@ -155,7 +155,7 @@ pub fn stale_status(
         Some(next_update) => next_update,
         None => {
             let arg = issuer_der.into_datum().unwrap_or(pg_sys::Datum::from(0));
-            let next_update = spi_read::query(
+            let next_update = spi_plans::query(
                 visibility,
                 &PLAN,
                 c"SELECT coalesce(extract(epoch FROM next_update)::float8, 'infinity')

@@ -30,3 +30,23 @@ pub unsafe fn return_null(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
     unsafe { (*fcinfo).isnull = true };
     pg_sys::Datum::from(0)
 }
+
+/// The TriggerData of a trigger call, or an ERROR naming `function` if it was
+/// called some other way.
+///
+/// # Safety
+/// `fcinfo` must be the call's valid FunctionCallInfo.
+pub unsafe fn trigger_data(
+    fcinfo: pg_sys::FunctionCallInfo,
+    function: &str,
+) -> *mut pg_sys::TriggerData {
+    // SAFETY: the caller passes the live fcinfo; context is checked to be a
+    // TriggerData node before it is cast.
+    unsafe {
+        let context = (*fcinfo).context;
+        if context.is_null() || (*context).type_ != pg_sys::NodeTag::T_TriggerData {
+            pgrx::error!("{function} must be called as a trigger");
+        }
+        context.cast::<pg_sys::TriggerData>()
+    }
+}

@@ -97,14 +97,10 @@ pub fn epoch() -> u64 {
 pub unsafe extern "C-unwind" fn kakunin_invalidate_caches(
     fcinfo: pg_sys::FunctionCallInfo,
 ) -> pg_sys::Datum {
-    // SAFETY: PostgreSQL calls a trigger function with fcinfo->context pointing
-    // to a TriggerData node; anything else is refused before it is read.
+    // SAFETY: PostgreSQL passes this call's fcinfo; trigger_data checks it is a
+    // trigger call, so tg_relation is the relation the trigger fired on.
     unsafe {
-        let context = (*fcinfo).context;
-        if context.is_null() || (*context).type_ != pg_sys::NodeTag::T_TriggerData {
-            pgrx::error!("kakunin.invalidate_caches() must be called as a trigger");
-        }
-        let trigger = context.cast::<pg_sys::TriggerData>();
+        let trigger = crate::fmgr::trigger_data(fcinfo, "kakunin.invalidate_caches()");
         pg_sys::CacheInvalidateRelcacheByRelid((*(*trigger).tg_relation).rd_id);
     }
     pg_sys::Datum::from(0)

@@ -14,7 +14,7 @@
 //! - `trust`: trust anchors.
 //! - `verify_endpoint`: the CA's online verify endpoint, cached.
 //! - `webhooks`: signed CA webhooks feeding the registry.
-//! - `spi_read`: read-only SPI with kept plans, safe inside parallel queries.
+//! - `spi_plans`: SPI with kept plans and an explicit visibility (parallel-safe reads).
 //! - `privilege`: gateway membership, admin checks, acting as the owner.
 
 use pgrx::prelude::*;
@@ -32,7 +32,7 @@ mod invalidation;
 mod postgrest;
 mod privilege;
 mod registry;
-mod spi_read;
+mod spi_plans;
 mod trust;
 mod verify_endpoint;
 mod webhooks;

@@ -7,7 +7,7 @@ mod tests {
     use kakunin_core::binding::CertStatus;
     use pgrx::prelude::*;
 
-    use crate::spi_read::{self, Visibility};
+    use crate::spi_plans::{self, Visibility};
     use crate::{binding_setting, certificate, privilege, registry};
 
     const ROOT_CA: &str = include_str!("../tests/fixtures/pki/root-ca.pem");
@@ -93,7 +93,7 @@ mod tests {
             static PLAN: std::cell::Cell<pg_sys::SPIPlanPtr> =
                 const { std::cell::Cell::new(std::ptr::null_mut()) };
         }
-        spi_read::query(
+        spi_plans::query(
             Visibility::Statement,
             &PLAN,
             c"INSERT INTO kakunin.proof_replay VALUES ('x', 'y', now()) RETURNING 1",

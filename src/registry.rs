@@ -9,7 +9,7 @@ use pgrx::prelude::*;
 use crate::error::{spi_failed, KakuninError, OrRaise};
 use crate::invalidation::{self, EpochCache};
 use crate::privilege;
-use crate::spi_read::{self, Visibility};
+use crate::spi_plans::{self, Visibility};
 
 thread_local! {
     static STATUS_PLAN: Cell<pgrx::pg_sys::SPIPlanPtr> = const { Cell::new(std::ptr::null_mut()) };
@@ -24,7 +24,7 @@ thread_local! {
 pub fn tag_for(visibility: Visibility, epoch_before: u64) -> u64 {
     match visibility {
         Visibility::Statement => epoch_before,
-        Visibility::Latest => invalidation::epoch(),
+        Visibility::Latest | Visibility::Write => invalidation::epoch(),
     }
 }
 
@@ -48,7 +48,7 @@ pub fn registry_status(
             .into_datum()
             .unwrap_or(pgrx::pg_sys::Datum::from(0)),
     ];
-    let status = spi_read::query(
+    let status = spi_plans::query(
         visibility,
         &STATUS_PLAN,
         c"SELECT status FROM kakunin.certificate_status WHERE serial OPERATOR(pg_catalog.=) $1

@@ -9,7 +9,7 @@ use kakunin_core::chain;
 use pgrx::prelude::*;
 
 use crate::error::{spi_failed, KakuninError, OrRaise};
-use crate::spi_read::{self, Visibility};
+use crate::spi_plans::{self, Visibility};
 use crate::{invalidation, privilege, registry};
 
 /// DER of each trusted anchor, with the epoch tag it is valid for (see `registry::tag_for`).
@@ -28,7 +28,7 @@ pub fn anchors(visibility: Visibility, epoch_before: u64) -> TaggedAnchors {
     if let Some(hit) = ANCHORS.with(|a| a.borrow().clone().filter(|(tag, _)| *tag == current)) {
         return hit;
     }
-    let ders: Vec<Vec<u8>> = spi_read::query(
+    let ders: Vec<Vec<u8>> = spi_plans::query(
         visibility,
         &ANCHORS_PLAN,
         c"SELECT certificate FROM kakunin.trust_anchors",

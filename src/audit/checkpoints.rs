@@ -26,9 +26,9 @@ pub fn register() {
     );
 }
 
-/// The signing key (seed, public key, key name), created on first use.
-fn signing_key() -> (Vec<u8>, Vec<u8>, String) {
-    let existing = Spi::connect(|client| {
+/// The stored signing key (seed, public key, key name), if one exists.
+fn stored_key() -> Option<(Vec<u8>, Vec<u8>, String)> {
+    Spi::connect(|client| {
         let table = client.select(
             "SELECT seed, public_key, key_name FROM kakunin.audit_signing_key",
             None,
@@ -44,8 +44,17 @@ fn signing_key() -> (Vec<u8>, Vec<u8>, String) {
             row.get::<String>(3)?.unwrap_or_default(),
         )))
     })
-    .unwrap_or_else(|e| spi_failed("read the audit signing key", e));
-    if let Some(key) = existing {
+    .unwrap_or_else(|e| spi_failed("read the audit signing key", e))
+}
+
+/// The public key and key name checkpoints are verified with, if any.
+pub fn verifying_key() -> Option<(Vec<u8>, String)> {
+    stored_key().map(|(_, public, name)| (public, name))
+}
+
+/// The signing key (seed, public key, key name), created on first use.
+fn signing_key() -> (Vec<u8>, Vec<u8>, String) {
+    if let Some(key) = stored_key() {
         return key;
     }
     let seed = audit::generate_seed().unwrap_or_else(|e| pgrx::error!("kakunin_pg: {e}"));

@@ -13,12 +13,13 @@ pub mod verification;
 
 use std::cell::Cell;
 
+use kakunin_core::audit::Entry;
 use kakunin_core::merkle::Hash;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 
 use crate::error::spi_failed;
-use crate::spi_read::{self, Visibility};
+use crate::spi_plans::{self, Visibility};
 
 thread_local! {
     /// True only while `sequencer::integrate` writes seq and leaf_hash.
@@ -46,14 +47,10 @@ pub fn as_sequencer<R>(f: impl FnOnce() -> R) -> R {
 pub unsafe extern "C-unwind" fn kakunin_audit_guard(
     fcinfo: pg_sys::FunctionCallInfo,
 ) -> pg_sys::Datum {
-    // SAFETY: PostgreSQL calls a trigger with fcinfo->context pointing to a
-    // TriggerData node; anything else is refused before it is read.
+    // SAFETY: PostgreSQL passes this call's fcinfo; trigger_data checks it is a
+    // trigger call, so tg_event and tg_newtuple are those of this event.
     unsafe {
-        let context = (*fcinfo).context;
-        if context.is_null() || (*context).type_ != pg_sys::NodeTag::T_TriggerData {
-            pgrx::error!("kakunin.audit_guard() must be called as a trigger");
-        }
-        let trigger = context.cast::<pg_sys::TriggerData>();
+        let trigger = crate::fmgr::trigger_data(fcinfo, "kakunin.audit_guard()");
         let event = (*trigger).tg_event & pg_sys::TRIGGER_EVENT_OPMASK;
         if event == pg_sys::TRIGGER_EVENT_UPDATE && SEQUENCING.get() {
             return pg_sys::Datum::from((*trigger).tg_newtuple);
@@ -85,7 +82,7 @@ thread_local! {
 pub fn node_at(level: u32, idx: u64) -> Hash {
     let idx_datum = (idx as i64).into_datum().unwrap_or(pg_sys::Datum::from(0));
     let rows = if level == 0 {
-        spi_read::query(
+        spi_plans::query(
             Visibility::Latest,
             &LEAF_PLAN,
             c"SELECT leaf_hash FROM kakunin.audit_log WHERE seq OPERATOR(pg_catalog.=) $1",
@@ -97,7 +94,7 @@ pub fn node_at(level: u32, idx: u64) -> Hash {
         let level_datum = (level as i16)
             .into_datum()
             .unwrap_or(pg_sys::Datum::from(0));
-        spi_read::query(
+        spi_plans::query(
             Visibility::Latest,
             &NODE_PLAN,
             c"SELECT hash FROM kakunin.audit_tree
@@ -119,6 +116,30 @@ pub fn node_at(level: u32, idx: u64) -> Hash {
                 format!("the audit tree is missing node (level {level}, index {idx})")
             );
         })
+}
+
+/// The columns [`read_entry`] reads, after a first column that is the entry's
+/// position (or, for entries not yet integrated, its id).
+pub const ENTRY_COLUMNS: &str = "(extract(epoch FROM ts) * 1000000)::bigint, tenant_id, actor_id, request_id, action, payload::text, leaf_hash";
+
+/// An entry and its stored leaf hash from a row of `SELECT <key>, ENTRY_COLUMNS`;
+/// the entry's `seq` is the key column.
+pub fn read_entry(row: &pgrx::spi::SpiHeapTupleData) -> Result<(Entry, Vec<u8>), pgrx::spi::Error> {
+    Ok((
+        Entry {
+            seq: row.get::<i64>(1)?.unwrap_or(-1) as u64,
+            ts_micros: row.get::<i64>(2)?.unwrap_or_default(),
+            tenant_id: row.get::<String>(3)?,
+            actor_id: row.get::<String>(4)?.unwrap_or_default(),
+            request_id: row.get::<String>(5)?,
+            action: row.get::<String>(6)?.unwrap_or_default(),
+            payload: row
+                .get::<String>(7)?
+                .and_then(|p| serde_json::from_str(&p).ok())
+                .unwrap_or(serde_json::Value::Null),
+        },
+        row.get::<Vec<u8>>(8)?.unwrap_or_default(),
+    ))
 }
 
 /// Number of integrated entries (the tree size).

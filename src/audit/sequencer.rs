@@ -17,9 +17,10 @@ use kakunin_core::audit::Entry;
 use kakunin_core::merkle::Frontier;
 use pgrx::prelude::*;
 
-use super::{as_sequencer, node_at, tree_size};
+use super::{as_sequencer, node_at, read_entry, tree_size, ENTRY_COLUMNS};
 use crate::error::{spi_failed, KakuninError, OrRaise};
 use crate::privilege;
+use crate::spi_plans::{self, Visibility};
 
 /// `hashtext('kakunin.audit')`-style key of the sequencer's advisory lock.
 const SEQUENCER_LOCK: i64 = 0x6b6b_6e5f_6175_6474;
@@ -36,11 +37,27 @@ fn audit(action: Option<&str>, payload: default!(Option<pgrx::JsonB>, "'{}'")) -
     let payload = payload
         .map(|p| p.0)
         .unwrap_or_else(|| serde_json::json!({}));
-    let id = Spi::get_one_with_args::<i64>(
-        "INSERT INTO kakunin.audit_log (action, payload) VALUES ($1, $2::jsonb) RETURNING id",
-        &[action.into(), payload.to_string().into()],
+    thread_local! {
+        static PLAN: Cell<pgrx::pg_sys::SPIPlanPtr> = const { Cell::new(std::ptr::null_mut()) };
+    }
+    let args = [
+        action.into_datum().unwrap_or(pgrx::pg_sys::Datum::from(0)),
+        payload
+            .to_string()
+            .into_datum()
+            .unwrap_or(pgrx::pg_sys::Datum::from(0)),
+    ];
+    let id = spi_plans::query(
+        Visibility::Write,
+        &PLAN,
+        c"INSERT INTO kakunin.audit_log (action, payload) VALUES ($1, $2::jsonb) RETURNING id",
+        &[pgrx::pg_sys::TEXTOID, pgrx::pg_sys::TEXTOID],
+        &args,
+        |row| row.get::<i64>(1),
     )
-    .unwrap_or_else(|e| spi_failed("append to kakunin.audit_log", e))
+    .into_iter()
+    .flatten()
+    .next()
     .unwrap_or_default();
     integrate_now_and_then();
     id
@@ -98,32 +115,18 @@ fn integrate_locked() -> u64 {
     let mut frontier = Frontier::from_nodes(size, &mut node_at);
     let mut total = 0;
     loop {
-        let pending: Vec<(i64, Entry)> = Spi::connect(|client| {
+        // The key column is the id: these entries have no position yet.
+        let pending: Vec<(Entry, Vec<u8>)> = Spi::connect(|client| {
             client
                 .select(
-                    "SELECT id, (extract(epoch FROM ts) * 1000000)::bigint, tenant_id, actor_id,
-                            request_id, action, payload::text
-                     FROM kakunin.audit_log WHERE seq IS NULL ORDER BY id LIMIT $1",
+                    &format!(
+                        "SELECT id, {ENTRY_COLUMNS} FROM kakunin.audit_log
+                         WHERE seq IS NULL ORDER BY id LIMIT $1"
+                    ),
                     None,
                     &[BATCH.into()],
                 )?
-                .map(|row| {
-                    Ok((
-                        row.get::<i64>(1)?.unwrap_or_default(),
-                        Entry {
-                            seq: 0,
-                            ts_micros: row.get::<i64>(2)?.unwrap_or_default(),
-                            tenant_id: row.get::<String>(3)?,
-                            actor_id: row.get::<String>(4)?.unwrap_or_default(),
-                            request_id: row.get::<String>(5)?,
-                            action: row.get::<String>(6)?.unwrap_or_default(),
-                            payload: row
-                                .get::<String>(7)?
-                                .and_then(|p| serde_json::from_str(&p).ok())
-                                .unwrap_or(serde_json::Value::Null),
-                        },
-                    ))
-                })
+                .map(|row| read_entry(&row))
                 .collect::<Result<Vec<_>, pgrx::spi::Error>>()
         })
         .unwrap_or_else(|e| spi_failed("read pending audit entries", e));
@@ -132,7 +135,8 @@ fn integrate_locked() -> u64 {
         }
         let (mut ids, mut seqs, mut leaves) = (Vec::new(), Vec::new(), Vec::new());
         let (mut levels, mut idxs, mut hashes) = (Vec::new(), Vec::new(), Vec::new());
-        for (id, mut entry) in pending {
+        for (mut entry, _) in pending {
+            let id = entry.seq as i64;
             entry.seq = size;
             let leaf = entry.leaf_hash();
             for (level, idx, hash) in frontier.push_completing(leaf) {

@@ -10,7 +10,7 @@ use pgrx::prelude::*;
 use serde_json::{json, Value};
 
 use super::checkpoints::root;
-use super::{node_at, sequencer, tree_size};
+use super::{node_at, read_entry, sequencer, tree_size, ENTRY_COLUMNS};
 use crate::error::{spi_failed, KakuninError, OrRaise};
 use crate::privilege;
 
@@ -21,26 +21,6 @@ fn writable() -> bool {
 
 fn hex_list(hashes: &[Hash]) -> Vec<String> {
     hashes.iter().map(hex::encode).collect()
-}
-
-const ENTRY_COLUMNS: &str = "seq, (extract(epoch FROM ts) * 1000000)::bigint, tenant_id, actor_id, request_id, action, payload::text, leaf_hash";
-
-fn read_entry(row: &pgrx::spi::SpiHeapTupleData) -> Result<(Entry, Vec<u8>), pgrx::spi::Error> {
-    Ok((
-        Entry {
-            seq: row.get::<i64>(1)?.unwrap_or(-1) as u64,
-            ts_micros: row.get::<i64>(2)?.unwrap_or_default(),
-            tenant_id: row.get::<String>(3)?,
-            actor_id: row.get::<String>(4)?.unwrap_or_default(),
-            request_id: row.get::<String>(5)?,
-            action: row.get::<String>(6)?.unwrap_or_default(),
-            payload: row
-                .get::<String>(7)?
-                .and_then(|p| serde_json::from_str(&p).ok())
-                .unwrap_or(Value::Null),
-        },
-        row.get::<Vec<u8>>(8)?.unwrap_or_default(),
-    ))
 }
 
 /// `kakunin.verify_audit_log() → jsonb {ok, entries, checkpoints, first_bad_seq, reason}`:
@@ -56,22 +36,7 @@ fn verify_audit_log() -> pgrx::JsonB {
 }
 
 fn verify() -> Value {
-    let key = Spi::connect(|client| {
-        let t = client.select(
-            "SELECT public_key, key_name FROM kakunin.audit_signing_key",
-            None,
-            &[],
-        )?;
-        if t.is_empty() {
-            return Ok(None);
-        }
-        let row = t.first();
-        Ok::<_, pgrx::spi::Error>(Some((
-            row.get::<Vec<u8>>(1)?.unwrap_or_default(),
-            row.get::<String>(2)?.unwrap_or_default(),
-        )))
-    })
-    .unwrap_or_else(|e| spi_failed("read the audit signing key", e));
+    let key = super::checkpoints::verifying_key();
     let checkpoints: Vec<(u64, Vec<u8>, Vec<u8>)> = Spi::connect(|client| {
         client
             .select("SELECT tree_size, root_hash, signature FROM kakunin.audit_checkpoints ORDER BY tree_size", None, &[])?
@@ -123,7 +88,7 @@ fn verify() -> Value {
         }
         let mut cursor = client.open_cursor(
             &format!(
-                "SELECT {ENTRY_COLUMNS} FROM kakunin.audit_log WHERE seq IS NOT NULL ORDER BY seq"
+                "SELECT seq, {ENTRY_COLUMNS} FROM kakunin.audit_log WHERE seq IS NOT NULL ORDER BY seq"
             ),
             &[],
         );
@@ -282,7 +247,7 @@ fn export_evidence(
             client
                 .select(
                     &format!(
-                        "SELECT {ENTRY_COLUMNS} FROM kakunin.audit_log
+                        "SELECT seq, {ENTRY_COLUMNS} FROM kakunin.audit_log
                          WHERE seq OPERATOR(pg_catalog.<) $1 AND ts OPERATOR(pg_catalog.>=) $2 AND ts OPERATOR(pg_catalog.<) $3
                          ORDER BY seq"
                     ),

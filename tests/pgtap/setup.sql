@@ -84,14 +84,7 @@ BEGIN
     EXECUTE format('GRANT USAGE ON SCHEMA %s TO PUBLIC', pg_my_temp_schema()::regnamespace);
 END $$;
 
--- The seed's baseline: policy helpers that read plain custom settings. Any
--- role can set those, which is the attack 05_spoofing.sql demonstrates.
-CREATE FUNCTION seed_agent_id() RETURNS text LANGUAGE sql STABLE
-AS $$ SELECT current_setting('app.agent_id', true) $$;
-CREATE FUNCTION seed_cert_status() RETURNS text LANGUAGE sql STABLE
-AS $$ SELECT current_setting('app.cert_status', true) $$;
-CREATE FUNCTION seed_permitted_instruments() RETURNS text[] LANGUAGE sql STABLE
-AS $$ SELECT string_to_array(current_setting('app.permitted_instruments', true), ',') $$;
+\i sql/examples/seed_helpers.sql
 
 -- libpq connection string to this database as `who`, directly or through the
 -- PgBouncer that scripts/test.sh starts (settings passed in PGOPTIONS).

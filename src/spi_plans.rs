@@ -1,4 +1,5 @@
-//! SPI lookups with kept plans, with an explicit choice of what they see.
+//! SPI with kept plans (prepared once per backend, replanned by PostgreSQL
+//! after DDL), with an explicit choice of what lookups see.
 //!
 //! pgrx's SPI client runs a query read-write as soon as the transaction has an
 //! xid, and a read-write SPI call bumps the command counter, which PostgreSQL
@@ -24,6 +25,8 @@ pub enum Visibility {
     /// A fresh snapshot that includes the transaction's own earlier writes: for
     /// VOLATILE functions such as bind (never in parallel mode).
     Latest,
+    /// An `INSERT … RETURNING` (the audit append), read-write.
+    Write,
 }
 
 /// A column reader: `(tuple, descriptor, 1-based column)` to a Rust value.
@@ -81,10 +84,14 @@ pub fn query<R>(
             plan,
             args.as_ptr().cast_mut(),
             std::ptr::null(),
-            read_only,
+            read_only && visibility != Visibility::Write,
             0,
         );
-        if status != pg_sys::SPI_OK_SELECT as i32 {
+        let expected = match visibility {
+            Visibility::Write => status == pg_sys::SPI_OK_INSERT_RETURNING as i32,
+            _ => status == pg_sys::SPI_OK_SELECT as i32,
+        };
+        if !expected {
             pgrx::error!("kakunin_pg: lookup failed with SPI status {status}");
         }
         let table = pg_sys::SPI_tuptable;
