@@ -26,7 +26,8 @@ cleanup() {
 trap cleanup EXIT
 
 install_extension
-cluster_start "$DATA" "$PORT" "$SOCK" "max_worker_processes=16" "max_parallel_workers=8"
+cluster_start "$DATA" "$PORT" "$SOCK" "max_worker_processes=16" "max_parallel_workers=8" \
+  "wal_level=replica" "max_wal_senders=4"
 PSQL=(psql -X -q -v ON_ERROR_STOP=1 -h "$SOCK" -p "$PORT" -U "$RUN_USER")
 "${PSQL[@]}" -d postgres -c "DROP DATABASE IF EXISTS $DB" -c "CREATE DATABASE $DB"
 # Fixtures first (setup.sql reads them); proofs inside are fresh for five minutes.
@@ -72,4 +73,5 @@ PGOPTIONS="-c kakunin_test.bouncer_port=$BOUNCER_PORT -c kakunin_test.socket=$SO
 # The offline verifier against a bundle the database exported (TAP, via prove).
 if [ "${RUN_EVIDENCE:-0}" = 1 ]; then
   prove --exec bash tests/evidence.t :: "$SOCK" "$PORT" "$DB" "$RUN_USER"
+  prove --exec bash tests/audit_resilience.t :: "$DATA" "$SOCK" "$PORT" "$DB" "$RUN_USER"
 fi

@@ -26,10 +26,13 @@ fn header<'a>(headers: &'a Value, name: &str) -> Option<&'a str> {
 
 #[pg_extern(schema = "kakunin", volatile, parallel_unsafe)]
 fn pre_request() {
-    let raw = Spi::get_one::<String>("SELECT pg_catalog.current_setting('request.headers', true)")
-        .ok()
-        .flatten()
-        .unwrap_or_default();
+    let raw = crate::spi_plans::select_one::<String>(
+        "SELECT pg_catalog.current_setting('request.headers', true)",
+        &[],
+    )
+    .ok()
+    .flatten()
+    .unwrap_or_default();
     if raw.is_empty() {
         return;
     }

@@ -5,7 +5,6 @@ use std::cell::Cell;
 use std::ffi::CStr;
 
 use pgrx::pg_sys;
-use pgrx::prelude::*;
 
 use crate::error::spi_failed;
 
@@ -56,8 +55,9 @@ fn extension_owner() -> pg_sys::Oid {
     if let Some(owner) = OWNER.get() {
         return owner;
     }
-    let owner = Spi::get_one::<pg_sys::Oid>(
+    let owner = crate::spi_plans::select_one::<pg_sys::Oid>(
         "SELECT nspowner FROM pg_catalog.pg_namespace WHERE nspname OPERATOR(pg_catalog.=) 'kakunin'",
+        &[],
     )
     .unwrap_or_else(|e| spi_failed("find the owner of schema kakunin", e))
     .unwrap_or_else(|| spi_failed("find schema kakunin", pgrx::spi::Error::NoTupleTable));

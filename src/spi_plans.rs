@@ -106,3 +106,19 @@ pub fn query<R>(
     }
     out
 }
+
+/// The first column of the first row of a one-off read-only query, or None.
+/// Unlike `Spi::get_one`, never assigns a transaction id (pgrx runs `get_one`
+/// read-write), so it works on a hot standby and in read-only transactions.
+pub fn select_one<T: pgrx::FromDatum + pgrx::IntoDatum>(
+    sql: &str,
+    args: &[pgrx::datum::DatumWithOid<'_>],
+) -> Result<Option<T>, pgrx::spi::Error> {
+    pgrx::spi::Spi::connect(|client| {
+        let table = client.select(sql, Some(1), args)?;
+        if table.is_empty() {
+            return Ok(None);
+        }
+        table.first().get_one::<T>()
+    })
+}

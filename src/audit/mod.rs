@@ -144,7 +144,10 @@ pub fn read_entry(row: &pgrx::spi::SpiHeapTupleData) -> Result<(Entry, Vec<u8>),
 
 /// Number of integrated entries (the tree size).
 pub fn tree_size() -> u64 {
-    Spi::get_one::<i64>("SELECT coalesce(max(seq) + 1, 0) FROM kakunin.audit_log")
-        .unwrap_or_else(|e| spi_failed("read the audit log size", e))
-        .unwrap_or(0) as u64
+    spi_plans::select_one::<i64>(
+        "SELECT coalesce(max(seq) + 1, 0) FROM kakunin.audit_log",
+        &[],
+    )
+    .unwrap_or_else(|e| spi_failed("read the audit log size", e))
+    .unwrap_or(0) as u64
 }

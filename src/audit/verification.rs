@@ -148,7 +148,7 @@ fn verify() -> Value {
 }
 
 fn latest_checkpoint_size() -> Option<u64> {
-    Spi::get_one::<i64>("SELECT max(tree_size) FROM kakunin.audit_checkpoints")
+    crate::spi_plans::select_one::<i64>("SELECT max(tree_size) FROM kakunin.audit_checkpoints", &[])
         .unwrap_or_else(|e| spi_failed("read the audit checkpoints", e))
         .map(|s| s as u64)
 }
