@@ -12,7 +12,7 @@
 use std::cell::Cell;
 
 use kakunin_core::binding::CertStatus;
-use pgrx::pg_sys::{self, Datum, FunctionCallInfo};
+use pgrx::pg_sys::{Datum, FunctionCallInfo};
 use pgrx::prelude::*;
 use pgrx::{IntoDatum, PgMemoryContexts};
 
@@ -23,7 +23,6 @@ use crate::registry::bound_status;
 #[derive(Clone, Copy)]
 struct BoundDatums {
     binding_epoch: u64,
-    transaction: pg_sys::LocalTransactionId,
     agent_id: Datum,
     tenant_id: Option<Datum>,
     serial: Option<Datum>,
@@ -33,36 +32,34 @@ struct BoundDatums {
 
 thread_local! {
     static BOUND: Cell<Option<BoundDatums>> = const { Cell::new(None) };
+    /// (binding epoch, agent id datum): the one check `kakunin_agent_id()`,
+    /// called for every row a policy filters, makes before returning.
+    static AGENT_ID: Cell<(u64, usize)> = const { Cell::new((0, 0)) };
     /// Text datums of the six status words, built once per backend.
     static STATUS_WORDS: Cell<Option<[Datum; 6]>> = const { Cell::new(None) };
-}
-
-fn local_transaction() -> pg_sys::LocalTransactionId {
-    // SAFETY: MyProc is set for every backend and parallel worker before any
-    // function can be called; lxid is only read.
-    unsafe { (*pg_sys::MyProc).lxid }
 }
 
 fn text(value: &str) -> Datum {
     value.into_datum().unwrap_or(Datum::from(0))
 }
 
-/// Datums of the current binding, built on first use after each bind.
+/// Datums of the current binding, built on first use after each bind. They
+/// live in the transaction's memory, and never outlive it: the binding epoch
+/// changes whenever the binding does, including when PostgreSQL restores the
+/// setting at the end of the transaction (or savepoint) that made it.
 fn bound() -> Option<BoundDatums> {
     let binding_epoch = binding_setting::epoch();
-    let transaction = local_transaction();
     if let Some(cached) = BOUND.get() {
-        if cached.binding_epoch == binding_epoch && cached.transaction == transaction {
+        if cached.binding_epoch == binding_epoch {
             return Some(cached);
         }
     }
     let binding = current()?;
     // SAFETY: TopTransactionContext lives until the transaction ends, and so
-    // does the binding these datums describe (BOUND is keyed by transaction).
+    // does the binding these datums describe (see above).
     let datums = unsafe {
         PgMemoryContexts::TopTransactionContext.switch_to(|_| BoundDatums {
             binding_epoch,
-            transaction,
             agent_id: text(&binding.agent_id),
             tenant_id: binding.tenant_id.as_deref().map(text),
             serial: Some(binding.serial.as_str())
@@ -124,8 +121,16 @@ fmgr_v1!(
 #[no_mangle]
 #[pg_guard]
 pub unsafe extern "C-unwind" fn kakunin_agent_id(fcinfo: FunctionCallInfo) -> Datum {
+    let epoch = binding_setting::epoch();
+    let (cached_epoch, agent_id) = AGENT_ID.get();
+    if cached_epoch == epoch && agent_id != 0 {
+        return Datum::from(agent_id);
+    }
     match bound() {
-        Some(b) => b.agent_id,
+        Some(b) => {
+            AGENT_ID.set((epoch, b.agent_id.value()));
+            b.agent_id
+        }
         // SAFETY: fcinfo is this call's.
         None => unsafe { return_null(fcinfo) },
     }
