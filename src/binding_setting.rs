@@ -140,9 +140,9 @@ pub fn set_local(binding: Binding) -> Rc<Binding> {
     }
     WRITE_ALLOWED.set(true);
     let _reset_on_exit = AllowWrite;
-    // SAFETY: both strings are NUL-terminated and outlive the call; with
-    // PGC_SUSET context the permission check is ours (done before this call),
-    // and elevel ERROR makes any failure raise instead of returning.
+    // With PGC_SUSET context the permission check is ours (done before this
+    // call), and elevel ERROR makes any failure raise instead of returning.
+    // SAFETY: both strings are NUL-terminated and outlive the call.
     unsafe {
         pg_sys::set_config_option(
             SETTING_NAME.as_ptr(),

@@ -59,10 +59,10 @@ pub fn query<R>(
     mut read: impl FnMut(&Row) -> R,
 ) -> Vec<R> {
     let mut out = Vec::new();
-    // SAFETY: SPI_connect/SPI_finish bracket the call; an ERROR inside unwinds
-    // through pgrx and the transaction abort cleans up SPI. The plan is kept
-    // (SPI_keepplan) so it outlives the connection; PostgreSQL's plan cache
-    // replans it after DDL. Datums are copied out by `read` before SPI_finish.
+    // An ERROR inside unwinds through pgrx and the transaction abort cleans up
+    // SPI. The plan is kept (SPI_keepplan) so it outlives the connection;
+    // PostgreSQL's plan cache replans it after DDL.
+    // SAFETY: SPI_connect/SPI_finish bracket the calls; datums are copied out by `read` before SPI_finish.
     unsafe {
         if pg_sys::SPI_connect() != pg_sys::SPI_OK_CONNECT as i32 {
             pgrx::error!("kakunin_pg: SPI_connect failed");
