@@ -106,16 +106,11 @@ impl KeyRow {
     }
 }
 
-fn writable() -> bool {
-    // SAFETY: both only read backend-global state.
-    unsafe { !pg_sys::XactReadOnly && !pg_sys::RecoveryInProgress() }
-}
-
 /// Records an event (created, rotated, revoked, claims_updated, verify_failed).
 /// Skipped in read-only transactions and on a standby, where verification must
 /// still work.
 fn record(key_id: Option<&[u8; 16]>, event: &str, reason: Option<&str>) {
-    if !writable() {
+    if !privilege::writable() {
         return;
     }
     let actor = privilege::current_user_name();
@@ -141,7 +136,7 @@ fn record(key_id: Option<&[u8; 16]>, event: &str, reason: Option<&str>) {
 /// concurrent writer (SKIP LOCKED), and never when read-only. Within the
 /// minute a verification stays read-only: no transaction id, no WAL.
 fn touch(key_id: &[u8; 16], row: &KeyRow) {
-    if !writable() || row.idle_seconds.is_some_and(|idle| idle < 60) {
+    if !privilege::writable() || row.idle_seconds.is_some_and(|idle| idle < 60) {
         return;
     }
     let key = pgrx::Uuid::from_bytes(*key_id);

@@ -274,13 +274,3 @@ fn bind_agent_serial(serial: Option<&str>) -> pgrx::JsonB {
         "method": "serial",
     }))
 }
-
-/// `kakunin.verify_endpoint_stats() → jsonb`: requests this backend made to
-/// the verify endpoint (cache hits make none), for monitoring and tests.
-#[pg_extern(schema = "kakunin", volatile, parallel_unsafe)]
-fn verify_endpoint_stats() -> pgrx::JsonB {
-    pgrx::JsonB(json!({
-        "verify_url": verify_endpoint::url(),
-        "requests": verify_endpoint::requests_made(),
-    }))
-}

@@ -33,6 +33,14 @@ pub fn session_user_is_gateway() -> bool {
     }
 }
 
+/// Whether this transaction may write: not read-only, not on a standby.
+/// Bookkeeping writes (last use, events, audit integration) are skipped
+/// otherwise, so reads keep working there.
+pub fn writable() -> bool {
+    // SAFETY: both only read backend-global state.
+    unsafe { !pg_sys::XactReadOnly && !pg_sys::RecoveryInProgress() }
+}
+
 /// Name of the current database (a proof's `aud` must equal it).
 pub fn database_name() -> String {
     // SAFETY: MyDatabaseId is valid in a backend connected to a database;

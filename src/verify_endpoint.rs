@@ -12,7 +12,6 @@
 //! `kakunin.verify_timeout_ms`, cut to what is left of `statement_timeout`.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::ffi::CString;
 use std::time::{Duration, Instant};
 
@@ -20,7 +19,7 @@ use kakunin_core::verify_answer::{self, Answer, MAX_BODY_BYTES};
 use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
 use pgrx::pg_sys;
 
-use crate::invalidation;
+use crate::invalidation::{self, EpochCache};
 
 static VERIFY_URL: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 static VERIFY_TIMEOUT_MS: GucSetting<i32> = GucSetting::<i32>::new(2000);
@@ -61,8 +60,8 @@ struct Client {
 
 thread_local! {
     static CLIENT: RefCell<Option<Client>> = const { RefCell::new(None) };
-    /// serial -> (invalidation epoch, valid until, answer)
-    static CACHE: RefCell<HashMap<String, (u64, Instant, Answer)>> = RefCell::new(HashMap::new());
+    /// serial -> (valid until, answer), dropped when the registry changes
+    static CACHE: EpochCache<String, (Instant, Answer)> = EpochCache::new(4096);
     static REQUESTS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
 }
 
@@ -74,33 +73,28 @@ pub fn status(serial: &str) -> Answer {
     };
     let epoch = invalidation::epoch();
     let now = Instant::now();
-    if let Some(hit) = CACHE.with(|c| {
-        c.borrow()
-            .get(serial)
-            .filter(|(e, until, _)| *e == epoch && now < *until)
-            .map(|(_, _, answer)| answer.clone())
-    }) {
+    if let Some((_, hit)) = CACHE
+        .with(|c| c.get(serial))
+        .filter(|(until, _)| now < *until)
+    {
         return hit;
     }
     let answer = fetch(&format!("{base}{serial}"), serial);
     if let Some(ttl) = answer.ttl_seconds() {
-        CACHE.with(|c| {
-            let mut cache = c.borrow_mut();
-            if cache.len() >= 4096 {
-                cache.clear();
-            }
-            cache.insert(
-                serial.to_string(),
-                (epoch, now + Duration::from_secs(ttl), answer.clone()),
-            );
-        });
+        let until = now + Duration::from_secs(ttl);
+        CACHE.with(|c| c.insert(serial.to_string(), epoch, (until, answer.clone())));
     }
     answer
 }
 
-/// Requests made by this backend (for tests and the benchmark).
-pub fn requests_made() -> u64 {
-    REQUESTS.get()
+/// `kakunin.verify_endpoint_stats() → jsonb`: requests this backend made to
+/// the verify endpoint (cache hits make none), for monitoring and tests.
+#[pgrx::pg_extern(schema = "kakunin", volatile, parallel_unsafe)]
+fn verify_endpoint_stats() -> pgrx::JsonB {
+    pgrx::JsonB(serde_json::json!({
+        "verify_url": url(),
+        "requests": REQUESTS.get(),
+    }))
 }
 
 fn timeout() -> Duration {

@@ -62,13 +62,7 @@ fn set_webhook_secret(secret: Option<&str>) {
 
 fn webhook_secret() -> Option<Vec<u8>> {
     privilege::as_extension_owner(|| {
-        Spi::connect(|client| {
-            let table = client.select("SELECT secret FROM kakunin.webhook_secret", None, &[])?;
-            match table.is_empty() {
-                true => Ok(None),
-                false => table.first().get::<Vec<u8>>(1),
-            }
-        })
+        crate::spi_plans::select_one::<Vec<u8>>("SELECT secret FROM kakunin.webhook_secret", &[])
     })
     .unwrap_or_else(|e| spi_failed("read the webhook secret", e))
 }

@@ -14,11 +14,6 @@ use super::{node_at, read_entry, sequencer, tree_size, ENTRY_COLUMNS};
 use crate::error::{spi_failed, KakuninError, OrRaise};
 use crate::privilege;
 
-fn writable() -> bool {
-    // SAFETY: both only read backend-global state.
-    unsafe { !pgrx::pg_sys::XactReadOnly && !pgrx::pg_sys::RecoveryInProgress() }
-}
-
 fn hex_list(hashes: &[Hash]) -> Vec<String> {
     hashes.iter().map(hex::encode).collect()
 }
@@ -29,7 +24,7 @@ fn hex_list(hashes: &[Hash]) -> Vec<String> {
 /// verifies what is integrated; elsewhere it integrates first).
 #[pg_extern(schema = "kakunin", volatile, parallel_unsafe)]
 fn verify_audit_log() -> pgrx::JsonB {
-    if writable() {
+    if privilege::writable() {
         sequencer::integrate();
     }
     pgrx::JsonB(privilege::as_extension_owner(verify))
@@ -163,14 +158,14 @@ fn audit_inclusion_proof(
 ) -> pgrx::JsonB {
     let seq = seq.ok_or(KakuninError::NullArgument("seq")).or_raise();
     pgrx::JsonB(privilege::as_extension_owner(|| {
+        let integrated = super::tree_size();
         let size = tree_size
             .map(|s| s as u64)
             .or_else(latest_checkpoint_size)
-            .unwrap_or_else(self::tree_size_now);
-        if size > self::tree_size_now() {
+            .unwrap_or(integrated);
+        if size > integrated {
             KakuninError::InvalidArgument(format!(
-                "tree_size {size} exceeds the {} integrated entries",
-                self::tree_size_now()
+                "tree_size {size} exceeds the {integrated} integrated entries"
             ))
             .raise();
         }
@@ -187,10 +182,6 @@ fn audit_inclusion_proof(
     }))
 }
 
-fn tree_size_now() -> u64 {
-    tree_size()
-}
-
 /// `kakunin.audit_consistency_proof(old_size, new_size) → jsonb`: RFC 6962
 /// PROOF(old_size, D[new_size]), so a holder of an old checkpoint can check
 /// that the new tree extends it.
@@ -203,10 +194,10 @@ fn audit_consistency_proof(old_size: Option<i64>, new_size: Option<i64>) -> pgrx
         .ok_or(KakuninError::NullArgument("new_size"))
         .or_raise() as u64;
     pgrx::JsonB(privilege::as_extension_owner(|| {
-        if new > tree_size() {
+        let integrated = tree_size();
+        if new > integrated {
             KakuninError::InvalidArgument(format!(
-                "new_size {new} exceeds the {} integrated entries",
-                tree_size()
+                "new_size {new} exceeds the {integrated} integrated entries"
             ))
             .raise();
         }
