@@ -94,21 +94,21 @@ fn decode_base64_der(text: &str) -> Result<Vec<Vec<u8>>, InputError> {
     Ok(vec![der])
 }
 
-/// PEM of one DER certificate, for display and export.
-pub fn to_pem(der: &[u8]) -> String {
-    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
-    let mut out = String::from("-----BEGIN CERTIFICATE-----\n");
-    for chunk in b64.as_bytes().chunks(64) {
-        out.push_str(std::str::from_utf8(chunk).unwrap_or_default());
-        out.push('\n');
-    }
-    out.push_str("-----END CERTIFICATE-----\n");
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// PEM of one DER certificate.
+    fn to_pem(der: &[u8]) -> String {
+        let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+        let mut out = String::from("-----BEGIN CERTIFICATE-----\n");
+        for chunk in b64.as_bytes().chunks(64) {
+            out.push_str(std::str::from_utf8(chunk).unwrap_or_default());
+            out.push('\n');
+        }
+        out.push_str("-----END CERTIFICATE-----\n");
+        out
+    }
 
     const DER: &[u8] = &[0x30, 0x03, 0x02, 0x01, 0x01];
 
