@@ -46,6 +46,16 @@ impl Row {
             T::from_polymorphic_datum(datum, is_null, pg_sys::InvalidOid)
         }
     }
+
+    /// Column `n` (text) borrowed from the row, valid while the row is.
+    pub fn text(&self, n: i32) -> Option<&str> {
+        self.get::<&str>(n)
+    }
+
+    /// Column `n` (bytea) borrowed from the row, valid while the row is.
+    pub fn bytes(&self, n: i32) -> Option<&[u8]> {
+        self.get::<&[u8]>(n)
+    }
 }
 
 /// Runs the kept plan in `slot` (preparing `sql` with `argtypes` on first use)
@@ -121,4 +131,78 @@ pub fn select_one<T: pgrx::FromDatum + pgrx::IntoDatum>(
         }
         table.first().get_one::<T>()
     })
+}
+
+/// Streams the rows of the read query `sql` with `args` ($1… as (type, value);
+/// None is NULL) through `read`,
+/// `batch` rows at a time, until it returns `Break`, without copying them out
+/// of SPI: for scans over the whole audit log. Detoasted copies live in a
+/// memory context reset after every row, so memory stays flat.
+pub fn scan<B>(
+    visibility: Visibility,
+    sql: &str,
+    args: &[(pg_sys::Oid, Option<pg_sys::Datum>)],
+    batch: i64,
+    mut read: impl FnMut(&Row) -> std::ops::ControlFlow<B>,
+) -> Option<B> {
+    let Ok(sql) = std::ffi::CString::new(sql) else {
+        pgrx::error!("kakunin_pg: query text contains a NUL byte");
+    };
+    let mut row_memory = pgrx::PgMemoryContexts::new("kakunin scan row");
+    // SAFETY: SPI_connect/SPI_finish bracket the cursor; every row is read
+    // before SPI_freetuptable releases it, and an ERROR unwinds through pgrx
+    // with the transaction abort cleaning up SPI and the portal.
+    unsafe {
+        if pg_sys::SPI_connect() != pg_sys::SPI_OK_CONNECT as i32 {
+            pgrx::error!("kakunin_pg: SPI_connect failed");
+        }
+        let read_only = visibility == Visibility::Statement;
+        let mut types: Vec<pg_sys::Oid> = args.iter().map(|a| a.0).collect();
+        let mut values: Vec<pg_sys::Datum> = args
+            .iter()
+            .map(|a| a.1.unwrap_or(pg_sys::Datum::from(0)))
+            .collect();
+        let nulls: Vec<std::ffi::c_char> = args
+            .iter()
+            .map(|a| if a.1.is_some() { b' ' } else { b'n' } as std::ffi::c_char)
+            .collect();
+        let portal = pg_sys::SPI_cursor_open_with_args(
+            std::ptr::null(),
+            sql.as_ptr(),
+            args.len() as i32,
+            types.as_mut_ptr(),
+            values.as_mut_ptr(),
+            nulls.as_ptr(),
+            read_only,
+            0,
+        );
+        if portal.is_null() {
+            pgrx::error!("kakunin_pg: could not open {}", sql.to_string_lossy());
+        }
+        let mut outcome = None;
+        'fetch: loop {
+            pg_sys::SPI_cursor_fetch(portal, true, batch as _);
+            let table = pg_sys::SPI_tuptable;
+            let rows = pg_sys::SPI_processed as usize;
+            if rows == 0 || table.is_null() {
+                break;
+            }
+            for i in 0..rows {
+                let row = Row {
+                    tuple: *(*table).vals.add(i),
+                    desc: (*table).tupdesc,
+                };
+                let flow = row_memory.switch_to(|_| read(&row));
+                row_memory.reset();
+                if let std::ops::ControlFlow::Break(b) = flow {
+                    outcome = Some(b);
+                    break 'fetch;
+                }
+            }
+            pg_sys::SPI_freetuptable(table);
+        }
+        pg_sys::SPI_cursor_close(portal);
+        pg_sys::SPI_finish();
+        outcome
+    }
 }

@@ -13,7 +13,7 @@ pub mod verification;
 
 use std::cell::Cell;
 
-use kakunin_core::audit::Entry;
+use kakunin_core::audit::EntryRef;
 use kakunin_core::merkle::Hash;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
@@ -118,28 +118,34 @@ pub fn node_at(level: u32, idx: u64) -> Hash {
         })
 }
 
-/// The columns [`read_entry`] reads, after a first column that is the entry's
+/// The columns [`entry_at`] reads, after a first column that is the entry's
 /// position (or, for entries not yet integrated, its id).
-pub const ENTRY_COLUMNS: &str = "(extract(epoch FROM ts) * 1000000)::bigint, tenant_id, actor_id, request_id, action, payload::text, leaf_hash";
+pub const ENTRY_COLUMNS: &str =
+    "ts, tenant_id, actor_id, request_id, action, payload::text, leaf_hash";
 
-/// An entry and its stored leaf hash from a row of `SELECT <key>, ENTRY_COLUMNS`;
-/// the entry's `seq` is the key column.
-pub fn read_entry(row: &pgrx::spi::SpiHeapTupleData) -> Result<(Entry, Vec<u8>), pgrx::spi::Error> {
-    Ok((
-        Entry {
-            seq: row.get::<i64>(1)?.unwrap_or(-1) as u64,
-            ts_micros: row.get::<i64>(2)?.unwrap_or_default(),
-            tenant_id: row.get::<String>(3)?,
-            actor_id: row.get::<String>(4)?.unwrap_or_default(),
-            request_id: row.get::<String>(5)?,
-            action: row.get::<String>(6)?.unwrap_or_default(),
-            payload: row
-                .get::<String>(7)?
-                .and_then(|p| serde_json::from_str(&p).ok())
-                .unwrap_or(serde_json::Value::Null),
+/// Microseconds between the Unix epoch and PostgreSQL's (2000-01-01).
+const UNIX_TO_PG_EPOCH_MICROS: i64 = 946_684_800_000_000;
+
+/// The entry in a row of `SELECT <key>, ENTRY_COLUMNS`, borrowed from the row
+/// (its `seq` is the key column), and its stored leaf hash if it has one.
+pub fn entry_at(row: &spi_plans::Row) -> (EntryRef<'_>, Option<&[u8]>) {
+    let ts = row
+        .get::<pgrx::datum::TimestampWithTimeZone>(2)
+        .map_or(0, |ts| {
+            pg_sys::TimestampTz::from(ts).saturating_add(UNIX_TO_PG_EPOCH_MICROS)
+        });
+    (
+        EntryRef {
+            seq: row.get::<i64>(1).unwrap_or(-1) as u64,
+            ts_micros: ts,
+            tenant_id: row.text(3),
+            actor_id: row.text(4).unwrap_or_default(),
+            request_id: row.text(5),
+            action: row.text(6).unwrap_or_default(),
+            payload: row.text(7).unwrap_or("null"),
         },
-        row.get::<Vec<u8>>(8)?.unwrap_or_default(),
-    ))
+        row.bytes(8),
+    )
 }
 
 /// Number of integrated entries (the tree size).

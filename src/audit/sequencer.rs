@@ -3,8 +3,9 @@
 //! An append is a plain INSERT (RLS applies) and takes no lock shared with
 //! other writers. The sequencer gives committed entries their positions: under
 //! one advisory lock, it reads the entries not yet integrated that its snapshot
-//! sees (so only committed ones, and a rolled-back append leaves no hole),
-//! numbers them gaplessly after the current tree size in arrival order,
+//! sees (committed ones, so a rolled-back append leaves no hole), numbers them
+//! gaplessly after the current tree size (commit order between integrations,
+//! arrival order within one),
 //! stores their leaf hashes and the tree nodes they complete, all in one
 //! transaction. It runs when a reader needs the tree (checkpoint, proofs,
 //! export, verify), and from appends at most once a second per backend
@@ -13,11 +14,14 @@
 use std::cell::Cell;
 use std::time::{Duration, Instant};
 
-use kakunin_core::audit::Entry;
+use std::ops::ControlFlow;
+
+use kakunin_core::audit::EntryRef;
 use kakunin_core::merkle::Frontier;
+use pgrx::pg_sys;
 use pgrx::prelude::*;
 
-use super::{as_sequencer, node_at, read_entry, tree_size, ENTRY_COLUMNS};
+use super::{as_sequencer, entry_at, node_at, tree_size, ENTRY_COLUMNS};
 use crate::error::{spi_failed, KakuninError, OrRaise};
 use crate::privilege;
 use crate::spi_plans::{self, Visibility};
@@ -85,7 +89,7 @@ fn integrate_now_and_then() {
         .unwrap_or_else(|e| spi_failed("take the sequencer lock", e))
         .unwrap_or(false);
         if locked {
-            integrate_locked();
+            integrate_locked(false);
             super::checkpoints::checkpoint_if_due();
         }
     });
@@ -106,59 +110,82 @@ pub fn integrate() -> u64 {
             &[SEQUENCER_LOCK.into()],
         )
         .unwrap_or_else(|e| spi_failed("take the sequencer lock", e));
-        integrate_locked()
+        integrate_locked(true)
     })
 }
 
-fn integrate_locked() -> u64 {
+/// Integrates what this transaction's snapshot sees: committed entries and,
+/// if `own`, this transaction's own. Appends pass `own = false`, so an
+/// entry is placed only once committed and positions follow commit order
+/// (between integrations; within one, arrival order). An explicit integration
+/// places the caller's own entries too, so a transaction can prove what it
+/// wrote before it commits (if it rolls back, their positions roll back too).
+fn integrate_locked(own: bool) -> u64 {
     let mut size = tree_size();
     let mut frontier = Frontier::from_nodes(size, &mut node_at);
     let mut total = 0;
+    let mut scratch = Vec::new();
+    let mut after_id = 0i64;
     loop {
         // The key column is the id: these entries have no position yet.
-        let pending: Vec<(Entry, Vec<u8>)> = Spi::connect(|client| {
-            client
-                .select(
-                    &format!(
-                        "SELECT id, {ENTRY_COLUMNS} FROM kakunin.audit_log
-                         WHERE seq IS NULL ORDER BY id LIMIT $1"
-                    ),
-                    None,
-                    &[BATCH.into()],
-                )?
-                .map(|row| read_entry(&row))
-                .collect::<Result<Vec<_>, pgrx::spi::Error>>()
-        })
-        .unwrap_or_else(|e| spi_failed("read pending audit entries", e));
-        if pending.is_empty() {
-            return total;
-        }
         let (mut ids, mut seqs, mut leaves) = (Vec::new(), Vec::new(), Vec::new());
         let (mut levels, mut idxs, mut hashes) = (Vec::new(), Vec::new(), Vec::new());
-        for (mut entry, _) in pending {
-            let id = entry.seq as i64;
-            entry.seq = size;
-            let leaf = entry.leaf_hash();
-            for (level, idx, hash) in frontier.push_completing(leaf) {
-                levels.push(level as i16);
-                idxs.push(idx as i64);
-                hashes.push(hash.to_vec());
-            }
-            ids.push(id);
-            seqs.push(size as i64);
-            leaves.push(leaf.to_vec());
-            size += 1;
-            total += 1;
+        let mut fetched = 0;
+        spi_plans::scan(
+            Visibility::Latest,
+            &format!(
+                "SELECT id, {ENTRY_COLUMNS}, xmin FROM kakunin.audit_log
+                 WHERE seq IS NULL AND id OPERATOR(pg_catalog.>) {after_id} ORDER BY id LIMIT {BATCH}"
+            ),
+            &[],
+            BATCH,
+            |row| {
+                fetched += 1;
+                let (entry, _) = entry_at(row);
+                after_id = entry.seq as i64;
+                let xmin = row.get::<pg_sys::TransactionId>(9).unwrap_or_default();
+                // SAFETY: a plain lookup in this backend's transaction state.
+                if !own && unsafe { pg_sys::TransactionIdIsCurrentTransactionId(xmin) } {
+                    return ControlFlow::Continue(());
+                }
+                let Ok(leaf) = EntryRef { seq: size, ..entry }.leaf_hash(&mut scratch) else {
+                    return ControlFlow::Break(entry.seq);
+                };
+                for (level, idx, hash) in frontier.push_completing(leaf) {
+                    levels.push(level as i16);
+                    idxs.push(idx as i64);
+                    hashes.push(hash.to_vec());
+                }
+                ids.push(entry.seq as i64);
+                seqs.push(size as i64);
+                leaves.push(leaf.to_vec());
+                size += 1;
+                ControlFlow::Continue(())
+            },
+        )
+        .inspect(|id| {
+            ereport!(
+                ERROR,
+                PgSqlErrorCode::ERRCODE_DATA_CORRUPTED,
+                format!("audit entry id {id} has a payload that is not JSON")
+            );
+        });
+        if fetched == 0 {
+            return total;
         }
+        total += ids.len() as u64;
+        // Bounds the join to this batch's range of the pending index.
+        let (first_id, last_id) = (ids.first().copied(), ids.last().copied());
         as_sequencer(|| {
             Spi::connect_mut(|client| {
                 client.update(
                     "UPDATE kakunin.audit_log a SET seq = u.seq, leaf_hash = u.h
                      FROM ROWS FROM (pg_catalog.unnest($1::bigint[]), pg_catalog.unnest($2::bigint[]),
                                      pg_catalog.unnest($3::bytea[])) AS u(id, seq, h)
-                     WHERE a.id OPERATOR(pg_catalog.=) u.id AND a.seq IS NULL",
+                     WHERE a.id OPERATOR(pg_catalog.=) u.id AND a.seq IS NULL
+                       AND a.id OPERATOR(pg_catalog.>=) $4 AND a.id OPERATOR(pg_catalog.<=) $5",
                     None,
-                    &[ids.into(), seqs.into(), leaves.into()],
+                    &[ids.into(), seqs.into(), leaves.into(), first_id.into(), last_id.into()],
                 )?;
                 client.update(
                     "INSERT INTO kakunin.audit_tree (level, idx, hash)

@@ -1,18 +1,19 @@
 //! `kakunin.verify_audit_log()`, inclusion and consistency proofs, and the
 //! evidence bundle an outside auditor checks offline with `verify-evidence`.
 
-use kakunin_core::audit::{self, Entry};
-use kakunin_core::merkle::{
-    consistency_proof_from_nodes, inclusion_proof_from_nodes, Frontier, Hash,
-};
+use kakunin_core::audit::EntryRef;
+use kakunin_core::log_verification::{LogVerifier, StoredCheckpoint};
+use kakunin_core::merkle::{consistency_proof_from_nodes, inclusion_proof_from_nodes, Hash};
 use pgrx::datum::TimestampWithTimeZone;
 use pgrx::prelude::*;
 use serde_json::{json, Value};
+use std::ops::{ControlFlow, Range};
 
 use super::checkpoints::root;
-use super::{node_at, read_entry, sequencer, tree_size, ENTRY_COLUMNS};
+use super::{entry_at, node_at, sequencer, tree_size, ENTRY_COLUMNS};
 use crate::error::{spi_failed, KakuninError, OrRaise};
 use crate::privilege;
+use crate::spi_plans::{self, Visibility};
 
 fn hex_list(hashes: &[Hash]) -> Vec<String> {
     hashes.iter().map(hex::encode).collect()
@@ -30,116 +31,134 @@ fn verify_audit_log() -> pgrx::JsonB {
     pgrx::JsonB(privilege::as_extension_owner(verify))
 }
 
+/// Rows copied out of SPI into one buffer, so that another thread can hash
+/// them while this one reads the next batch.
+#[derive(Default)]
+struct Batch {
+    text: String,
+    rows: Vec<BatchRow>,
+}
+
+struct BatchRow {
+    seq: u64,
+    ts_micros: i64,
+    /// Byte ranges in `text`.
+    tenant_id: Option<Range<usize>>,
+    actor_id: Range<usize>,
+    request_id: Option<Range<usize>>,
+    action: Range<usize>,
+    payload: Range<usize>,
+    /// None when absent or not 32 bytes: it can match no leaf.
+    stored_leaf: Option<Hash>,
+}
+
+const VERIFY_BATCH: usize = 10_000;
+
+impl Batch {
+    fn add(&mut self, entry: &EntryRef, stored_leaf: Option<&[u8]>) {
+        let mut put = |s: &str| {
+            let start = self.text.len();
+            self.text.push_str(s);
+            start..self.text.len()
+        };
+        let row = BatchRow {
+            seq: entry.seq,
+            ts_micros: entry.ts_micros,
+            tenant_id: entry.tenant_id.map(&mut put),
+            actor_id: put(entry.actor_id),
+            request_id: entry.request_id.map(&mut put),
+            action: put(entry.action),
+            payload: put(entry.payload),
+            stored_leaf: stored_leaf.and_then(|l| l.try_into().ok()),
+        };
+        self.rows.push(row);
+    }
+
+    fn entry(&self, row: &BatchRow) -> EntryRef<'_> {
+        let text = |r: &Range<usize>| &self.text[r.clone()];
+        EntryRef {
+            seq: row.seq,
+            ts_micros: row.ts_micros,
+            tenant_id: row.tenant_id.as_ref().map(text),
+            actor_id: text(&row.actor_id),
+            request_id: row.request_id.as_ref().map(text),
+            action: text(&row.action),
+            payload: text(&row.payload),
+        }
+    }
+}
+
+/// Reads entries in position order in this thread (SPI) and checks them in
+/// another (pure Rust: canonical bytes, hashes, tree, signatures), so reading
+/// and hashing overlap.
 fn verify() -> Value {
     let key = super::checkpoints::verifying_key();
-    let checkpoints: Vec<(u64, Vec<u8>, Vec<u8>)> = Spi::connect(|client| {
+    let checkpoints: Vec<StoredCheckpoint> = Spi::connect(|client| {
         client
-            .select("SELECT tree_size, root_hash, signature FROM kakunin.audit_checkpoints ORDER BY tree_size", None, &[])?
-            .map(|r| Ok((r.get::<i64>(1)?.unwrap_or(0) as u64, r.get::<Vec<u8>>(2)?.unwrap_or_default(), r.get::<Vec<u8>>(3)?.unwrap_or_default())))
+            .select(
+                "SELECT tree_size, root_hash, signature FROM kakunin.audit_checkpoints",
+                None,
+                &[],
+            )?
+            .map(|r| {
+                Ok(StoredCheckpoint {
+                    tree_size: r.get::<i64>(1)?.unwrap_or(0) as u64,
+                    root_hash: r.get::<Vec<u8>>(2)?.unwrap_or_default(),
+                    signature: r.get::<Vec<u8>>(3)?.unwrap_or_default(),
+                })
+            })
             .collect::<Result<Vec<_>, pgrx::spi::Error>>()
     })
     .unwrap_or_else(|e| spi_failed("read the audit checkpoints", e));
+    let checkpoint_count = checkpoints.len();
 
-    let fail = |entries: u64, seq: Option<u64>, reason: String| json!({"ok": false, "entries": entries, "checkpoints": checkpoints.len(), "first_bad_seq": seq, "reason": reason});
-    let mut frontier = Frontier::new();
-    let next_checkpoint = std::cell::Cell::new(0usize);
-    // Checks every checkpoint whose size the frontier has just reached.
-    let check_checkpoints = |frontier: &Frontier| -> Option<Value> {
-        while let Some((size, root_hash, signature)) = checkpoints.get(next_checkpoint.get()) {
-            if *size != frontier.size() {
-                return None;
-            }
-            let bad = size.saturating_sub(1);
-            if frontier.root().as_slice() != root_hash.as_slice() {
-                return Some(fail(
-                    frontier.size(),
-                    Some(bad),
-                    format!("checkpoint at tree size {size} no longer matches the entries"),
-                ));
-            }
-            let signed = key.as_ref().is_some_and(|(public, name)| {
-                let body = audit::Checkpoint {
-                    origin: name.clone(),
-                    tree_size: *size,
-                    root: frontier.root(),
-                }
-                .body();
-                audit::verify_signature(public, body.as_bytes(), signature)
-            });
-            if !signed {
-                return Some(fail(
-                    frontier.size(),
-                    Some(bad),
-                    format!("checkpoint at tree size {size} has an invalid signature"),
-                ));
-            }
-            next_checkpoint.set(next_checkpoint.get() + 1);
-        }
-        None
-    };
-    let result = Spi::connect(|client| {
-        if let Some(failure) = check_checkpoints(&frontier) {
-            return Ok(Some(failure));
-        }
-        let mut cursor = client.open_cursor(
-            &format!(
-                "SELECT seq, {ENTRY_COLUMNS} FROM kakunin.audit_log WHERE seq IS NOT NULL ORDER BY seq"
-            ),
-            &[],
-        );
-        loop {
-            let batch = cursor.fetch(10_000)?;
-            if batch.is_empty() {
-                break;
-            }
-            for row in batch {
-                let (entry, stored) = read_entry(&row)?;
-                let expected = frontier.size();
-                if entry.seq != expected {
-                    let why = if entry.seq < expected {
-                        "duplicated"
-                    } else {
-                        "missing"
-                    };
-                    let bad = if entry.seq < expected {
-                        entry.seq
-                    } else {
-                        expected
-                    };
-                    return Ok(Some(fail(
-                        expected,
-                        Some(bad),
-                        format!("seq {bad} is {why}"),
-                    )));
-                }
-                let leaf = entry.leaf_hash();
-                if leaf.as_slice() != stored.as_slice() {
-                    return Ok(Some(fail(
-                        expected,
-                        Some(entry.seq),
-                        format!("entry {} no longer matches its leaf hash", entry.seq),
-                    )));
-                }
-                frontier.push(leaf);
-                if let Some(failure) = check_checkpoints(&frontier) {
-                    return Ok(Some(failure));
-                }
+    let (sender, receiver) = std::sync::mpsc::sync_channel::<Batch>(2);
+    let checker = std::thread::spawn(move || {
+        let mut verifier = LogVerifier::new(checkpoints, key);
+        for batch in receiver {
+            for row in &batch.rows {
+                verifier.push(
+                    &batch.entry(row),
+                    row.stored_leaf.as_ref().map(|l| l.as_slice()),
+                )?;
             }
         }
-        if let Some((size, _, _)) = checkpoints.get(next_checkpoint.get()) {
-            let bad = frontier.size();
-            return Ok(Some(fail(
-                bad,
-                Some(bad),
-                format!("checkpoint at tree size {size} covers entries that are missing"),
-            )));
+        verifier.finish()
+    });
+    let mut batch = Batch::default();
+    spi_plans::scan(
+        Visibility::Latest,
+        &format!(
+            "SELECT seq, {ENTRY_COLUMNS} FROM kakunin.audit_log WHERE seq IS NOT NULL ORDER BY seq"
+        ),
+        &[],
+        VERIFY_BATCH as i64,
+        |row| {
+            let (entry, stored_leaf) = entry_at(row);
+            batch.add(&entry, stored_leaf);
+            if batch.rows.len() == VERIFY_BATCH {
+                // The checker stops at the first failure: nothing more to read.
+                if sender.send(std::mem::take(&mut batch)).is_err() {
+                    return ControlFlow::Break(());
+                }
+            }
+            ControlFlow::Continue(())
+        },
+    );
+    let _ = sender.send(batch);
+    drop(sender);
+    let outcome = checker
+        .join()
+        .unwrap_or_else(|_| pgrx::error!("kakunin_pg: the audit log checker failed"));
+    match outcome {
+        Ok(entries) => {
+            json!({"ok": true, "entries": entries, "checkpoints": checkpoint_count, "first_bad_seq": null, "reason": null})
         }
-        Ok::<_, pgrx::spi::Error>(None)
-    })
-    .unwrap_or_else(|e| spi_failed("verify the audit log", e));
-    result.unwrap_or_else(|| {
-        json!({"ok": true, "entries": frontier.size(), "checkpoints": checkpoints.len(), "first_bad_seq": null, "reason": null})
-    })
+        Err(failure) => json!({
+            "ok": false, "entries": failure.entries, "checkpoints": checkpoint_count,
+            "first_bad_seq": failure.first_bad_seq, "reason": failure.reason,
+        }),
+    }
 }
 
 fn latest_checkpoint_size() -> Option<u64> {
@@ -234,24 +253,28 @@ fn export_evidence(
         .unwrap_or_default();
     pgrx::JsonB(privilege::as_extension_owner(|| {
         let size = latest_checkpoint_size().unwrap_or(0);
-        let entries: Vec<(Entry, Vec<u8>)> = Spi::connect(|client| {
-            client
-                .select(
-                    &format!(
-                        "SELECT seq, {ENTRY_COLUMNS} FROM kakunin.audit_log
-                         WHERE seq OPERATOR(pg_catalog.<) $1 AND ts OPERATOR(pg_catalog.>=) $2 AND ts OPERATOR(pg_catalog.<) $3
-                         ORDER BY seq"
-                    ),
-                    None,
-                    &[(size as i64).into(), from_ts.into(), to_ts.into()],
-                )?
-                .map(|row| read_entry(&row))
-                .collect::<Result<Vec<_>, pgrx::spi::Error>>()
-        })
-        .unwrap_or_else(|e| spi_failed("read audit entries", e));
+        let mut entries = Vec::new();
+        spi_plans::scan(
+            Visibility::Latest,
+            &format!(
+                "SELECT seq, {ENTRY_COLUMNS} FROM kakunin.audit_log
+                 WHERE seq OPERATOR(pg_catalog.<) $1 AND ts OPERATOR(pg_catalog.>=) $2 AND ts OPERATOR(pg_catalog.<) $3
+                 ORDER BY seq"
+            ),
+            &[
+                (pgrx::pg_sys::INT8OID, (size as i64).into_datum()),
+                (pgrx::pg_sys::TIMESTAMPTZOID, from_ts.into_datum()),
+                (pgrx::pg_sys::TIMESTAMPTZOID, to_ts.into_datum()),
+            ],
+            1_000,
+            |row| {
+                entries.extend(entry_at(row).0.to_entry().ok());
+                ControlFlow::<()>::Continue(())
+            },
+        );
         let items: Vec<Value> = entries
             .into_iter()
-            .map(|(entry, _)| {
+            .map(|entry| {
                 let proof =
                     inclusion_proof_from_nodes(entry.seq, size, &mut node_at).unwrap_or_default();
                 json!({

@@ -2,7 +2,7 @@
 -- gapless positions with no hole from a rollback, signed checkpoints,
 -- verification that pinpoints tampering, proofs and evidence export.
 BEGIN;
-SELECT plan(26);
+SELECT plan(27);
 CALL kakunin_test.share_pgtap();
 
 -- Appending: the bound agent as itself while active; nobody unbound.
@@ -15,6 +15,12 @@ CALL kakunin.bind_agent_session(kakunin_test.cert('agent-a-chain'));
 SELECT ok(kakunin.audit('trade.placed', '{"instrument": "AAPL", "qty": 10}') > 0, 'the bound agent appends');
 SELECT lives_ok($$INSERT INTO kakunin.audit_log (action, payload) VALUES ('trade.amended', '{"qty": 12}')$$,
     'a plain INSERT works too');
+RESET ROLE;
+SELECT is((SELECT count(*) FROM kakunin.audit_log WHERE seq IS NOT NULL), 0::bigint,
+    'appends never place their own transaction''s entries (only committed ones are placed)');
+-- An explicit checkpoint places them (and would roll back with them).
+SELECT count(*) FROM kakunin.audit_checkpoint() \g /dev/null
+SET ROLE gateway_app;
 SELECT matches(kakunin_test.error_of($$INSERT INTO kakunin.audit_log (actor_id, action) VALUES ('agent-b', 'x')$$),
     '^42501: new row violates row-level security policy', 'nobody appends as another agent');
 SELECT matches(kakunin_test.error_of($$INSERT INTO kakunin.audit_log (seq, action) VALUES (99, 'x')$$),
@@ -37,8 +43,6 @@ SELECT matches(kakunin_test.error_of($$DELETE FROM kakunin.audit_log$$),
     '^42501: the audit log is append-only: DELETE is not allowed$', 'nor DELETE');
 SELECT matches(kakunin_test.error_of($$TRUNCATE kakunin.audit_log$$),
     '^42501: the audit log is append-only: TRUNCATE is not allowed$', 'nor TRUNCATE');
-SELECT matches(kakunin_test.error_of($$DELETE FROM kakunin.audit_checkpoints$$),
-    '^42501: the audit log is append-only', 'checkpoints are append-only too');
 
 -- Sequencing: gapless from 0, the rolled-back append left no hole.
 SELECT kakunin.audit_integrate() \g /dev/null
@@ -50,6 +54,8 @@ SELECT is((SELECT count(*) FROM kakunin.audit_log WHERE leaf_hash IS NULL OR len
 -- Checkpoints and verification.
 CREATE TEMP TABLE cp AS SELECT * FROM kakunin.audit_checkpoint();
 SELECT is((SELECT tree_size FROM cp), 3::bigint, 'a checkpoint covers the three entries');
+SELECT matches(kakunin_test.error_of($$DELETE FROM kakunin.audit_checkpoints$$),
+    '^42501: the audit log is append-only', 'checkpoints are append-only too');
 SELECT is((SELECT encode(root_hash, 'hex') FROM cp), kakunin.audit_inclusion_proof(0, 3)->>'root_hash',
     'its root is the tree''s root');
 SELECT matches(kakunin.audit_checkpoint_note(),
@@ -59,7 +65,6 @@ SET ROLE admin_user;
 SELECT matches(kakunin_test.error_of($$SELECT seed FROM kakunin.audit_signing_key$$), '^42501: permission denied',
     'the private key is readable by no role, admins included');
 RESET ROLE;
--- (the first append also signed an automatic checkpoint, at size 1)
 SELECT is(kakunin.verify_audit_log(), '{"ok": true, "entries": 3, "checkpoints": 2, "first_bad_seq": null, "reason": null}',
     'an untouched log verifies, with both checkpoints');
 SELECT is(jsonb_array_length(kakunin.audit_inclusion_proof(1, 3)->'proof'), 2, 'an inclusion proof in a 3-entry tree has 2 hashes');

@@ -10,9 +10,10 @@ use ring::signature::{self, Ed25519KeyPair, KeyPair, UnparsedPublicKey};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use crate::canonical_json;
 use crate::merkle::{self, Hash};
 
-/// One audit entry as stored.
+/// One audit entry as stored, owned (export, offline verification).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Entry {
     pub seq: u64,
@@ -25,57 +26,93 @@ pub struct Entry {
     pub payload: Value,
 }
 
-/// Canonical JSON: objects with keys sorted by their UTF-8 bytes, no
-/// whitespace, strings escaped by serde_json, numbers in the exact text
-/// PostgreSQL's jsonb printed (serde_json's arbitrary_precision keeps it).
-pub fn canonical_json(value: &Value) -> String {
-    match value {
-        Value::Object(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort();
-            let fields: Vec<String> = keys
-                .iter()
-                .map(|k| {
-                    format!(
-                        "{}:{}",
-                        Value::String((*k).clone()),
-                        canonical_json(&map[*k])
-                    )
-                })
-                .collect();
-            format!("{{{}}}", fields.join(","))
-        }
-        Value::Array(items) => format!(
-            "[{}]",
-            items
-                .iter()
-                .map(canonical_json)
-                .collect::<Vec<_>>()
-                .join(",")
-        ),
-        other => other.to_string(),
-    }
-}
-
 impl Entry {
-    /// Version 1 of the canonical bytes: the canonical JSON of
-    /// `[1, seq, ts_micros, tenant_id, actor_id, request_id, action, payload]`.
+    /// Version 1 of the canonical bytes (see [`EntryRef::write_canonical`]).
     pub fn canonical_bytes(&self) -> Vec<u8> {
-        let array = Value::Array(vec![
-            Value::from(1),
-            Value::from(self.seq),
-            Value::from(self.ts_micros),
-            self.tenant_id.clone().map_or(Value::Null, Value::String),
-            Value::String(self.actor_id.clone()),
-            self.request_id.clone().map_or(Value::Null, Value::String),
-            Value::String(self.action.clone()),
-            self.payload.clone(),
-        ]);
-        canonical_json(&array).into_bytes()
+        let payload = self.payload.to_string();
+        let mut out = Vec::new();
+        // Cannot fail: the payload text was just printed by serde_json.
+        let _ = self.as_ref(&payload).write_canonical(&mut out);
+        out
     }
 
     pub fn leaf_hash(&self) -> Hash {
         merkle::leaf_hash(&self.canonical_bytes())
+    }
+
+    fn as_ref<'a>(&'a self, payload: &'a str) -> EntryRef<'a> {
+        EntryRef {
+            seq: self.seq,
+            ts_micros: self.ts_micros,
+            tenant_id: self.tenant_id.as_deref(),
+            actor_id: &self.actor_id,
+            request_id: self.request_id.as_deref(),
+            action: &self.action,
+            payload,
+        }
+    }
+}
+
+/// One audit entry borrowed from where it is stored, its payload as JSON text
+/// (what the database hands over; verifying never builds a JSON value).
+#[derive(Debug, Clone, Copy)]
+pub struct EntryRef<'a> {
+    pub seq: u64,
+    pub ts_micros: i64,
+    pub tenant_id: Option<&'a str>,
+    pub actor_id: &'a str,
+    pub request_id: Option<&'a str>,
+    pub action: &'a str,
+    pub payload: &'a str,
+}
+
+impl EntryRef<'_> {
+    /// Appends version 1 of the canonical bytes to `out`: the canonical JSON
+    /// (see [`canonical_json`]) of
+    /// `[1, seq, ts_micros, tenant_id, actor_id, request_id, action, payload]`.
+    /// Fails only if the payload is not JSON.
+    pub fn write_canonical(&self, out: &mut Vec<u8>) -> Result<(), serde_json::Error> {
+        use std::io::Write;
+        let text = |out: &mut Vec<u8>, s: Option<&str>| match s {
+            Some(s) => serde_json::to_writer(out, s),
+            None => {
+                out.extend_from_slice(b"null");
+                Ok(())
+            }
+        };
+        write!(out, "[1,{},{},", self.seq, self.ts_micros).map_err(serde_json::Error::io)?;
+        text(out, self.tenant_id)?;
+        out.push(b',');
+        text(out, Some(self.actor_id))?;
+        out.push(b',');
+        text(out, self.request_id)?;
+        out.push(b',');
+        text(out, Some(self.action))?;
+        out.push(b',');
+        canonical_json::write(self.payload, out)?;
+        out.push(b']');
+        Ok(())
+    }
+
+    /// An owned copy, its payload parsed.
+    pub fn to_entry(&self) -> Result<Entry, serde_json::Error> {
+        Ok(Entry {
+            seq: self.seq,
+            ts_micros: self.ts_micros,
+            tenant_id: self.tenant_id.map(str::to_string),
+            actor_id: self.actor_id.to_string(),
+            request_id: self.request_id.map(str::to_string),
+            action: self.action.to_string(),
+            payload: serde_json::from_str(self.payload)?,
+        })
+    }
+
+    /// The RFC 6962 leaf hash of the canonical bytes, built in `scratch`
+    /// (cleared first) so a caller hashing many entries allocates once.
+    pub fn leaf_hash(&self, scratch: &mut Vec<u8>) -> Result<Hash, serde_json::Error> {
+        scratch.clear();
+        self.write_canonical(scratch)?;
+        Ok(merkle::leaf_hash(scratch))
     }
 }
 

@@ -7,7 +7,9 @@
 //! - [`chain`]: path validation to trust anchors with rustls-webpki.
 //! - [`proof`]: proof of possession, a compact JWS signed by the certificate's key.
 //! - [`audit`]: audit entries' canonical bytes and signed checkpoints (C2SP notes).
+//! - [`canonical_json`]: canonical JSON text (sorted keys, no whitespace), written from JSON text.
 //! - [`api_key`]: API key format, generation and constant-time checking.
+//! - [`log_verification`]: checking a whole audit log, entry by entry, against its checkpoints.
 //! - [`merkle`]: RFC 6962 / RFC 9162 Merkle tree hashes and proofs.
 //! - [`verify_answer`]: the CA's online verify endpoint answers and their cache lifetimes.
 //! - [`webhook`]: signed CA webhooks (HMAC-SHA256 header, replay window, events).
@@ -16,9 +18,11 @@
 pub mod api_key;
 pub mod audit;
 pub mod binding;
+pub mod canonical_json;
 pub mod certificate_input;
 pub mod chain;
 pub mod crl;
+pub mod log_verification;
 pub mod merkle;
 pub mod profile;
 pub mod proof;

@@ -1,0 +1,206 @@
+//! Canonical JSON, written straight from JSON text: object keys sorted by
+//! their UTF-8 bytes (the last of duplicate keys wins), no whitespace, strings
+//! escaped as serde_json escapes them, numbers in their exact text (an
+//! exponent is written `e` with an explicit sign, as serde_json's
+//! arbitrary-precision numbers print it).
+//!
+//! It is the same function as `canonical_json(&serde_json::Value)` over the
+//! parsed value (the tests check them against each other), without building
+//! that value: serde_json borrows every member as raw text and most strings and
+//! numbers are copied as they are. Verifying the audit log runs this once per
+//! entry, so allocation here is what bounds entries per second.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::de::{Deserialize, Deserializer, Visitor};
+use serde_json::value::RawValue;
+
+/// An object key, borrowed from the input unless it had escapes.
+#[derive(PartialEq, Eq, PartialOrd, Ord)]
+struct Key<'a>(Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl<'de> Visitor<'de> for KeyVisitor {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a JSON object key")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(v.to_string())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(v)))
+            }
+        }
+        deserializer.deserialize_str(KeyVisitor)
+    }
+}
+
+/// Appends the canonical form of the JSON text `json` to `out`.
+pub fn write(json: &str, out: &mut Vec<u8>) -> Result<(), serde_json::Error> {
+    let raw: &RawValue = serde_json::from_str(json)?;
+    write_raw(raw, out)
+}
+
+fn write_raw(raw: &RawValue, out: &mut Vec<u8>) -> Result<(), serde_json::Error> {
+    // A RawValue's text is trimmed: its first byte says what it is.
+    let text = raw.get();
+    match text.as_bytes().first() {
+        Some(b'{') => {
+            let members: BTreeMap<Key, &RawValue> = serde_json::from_str(text)?;
+            out.push(b'{');
+            for (i, (key, value)) in members.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                serde_json::to_writer(&mut *out, key.0.as_ref())?;
+                out.push(b':');
+                write_raw(value, out)?;
+            }
+            out.push(b'}');
+        }
+        Some(b'[') => {
+            let items: Vec<&RawValue> = serde_json::from_str(text)?;
+            out.push(b'[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_raw(item, out)?;
+            }
+            out.push(b']');
+        }
+        // Without escapes a string's text is already serde_json's output.
+        Some(b'"') if !text.contains('\\') => out.extend_from_slice(text.as_bytes()),
+        Some(b'"') => {
+            let s: String = serde_json::from_str(text)?;
+            serde_json::to_writer(&mut *out, &s)?;
+        }
+        Some(b'-' | b'0'..=b'9') if text.contains(['e', 'E']) => {
+            let n: serde_json::Number = serde_json::from_str(text)?;
+            out.extend_from_slice(n.to_string().as_bytes());
+        }
+        // Other numbers, true, false, null: their text is canonical.
+        _ => out.extend_from_slice(text.as_bytes()),
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::Value;
+
+    /// The definition, over a parsed value: what `write` must equal.
+    fn reference(value: &Value) -> String {
+        match value {
+            Value::Object(map) => {
+                let mut keys: Vec<&String> = map.keys().collect();
+                keys.sort();
+                let fields: Vec<String> = keys
+                    .iter()
+                    .map(|k| format!("{}:{}", Value::String((*k).clone()), reference(&map[*k])))
+                    .collect();
+                format!("{{{}}}", fields.join(","))
+            }
+            Value::Array(items) => format!(
+                "[{}]",
+                items.iter().map(reference).collect::<Vec<_>>().join(",")
+            ),
+            other => other.to_string(),
+        }
+    }
+
+    fn canonical(json: &str) -> String {
+        let mut out = Vec::new();
+        super::write(json, &mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    fn agrees(json: &str) {
+        let value: Value = serde_json::from_str(json).unwrap();
+        assert_eq!(canonical(json), reference(&value), "input: {json}");
+    }
+
+    #[test]
+    fn matches_the_definition_on_tricky_inputs() {
+        for json in [
+            r#"{"b": 1.50, "a": [true, null, "x\"y"], "n": 12345678901234567890}"#,
+            r#" { "\n": 1, "A": 2, "\u0041b": 3, "é": 4, "z": {"y": [], "x": {}} } "#,
+            r#"{"k": 1, "k": 2}"#,
+            r#"["\u001f\b\t\/", "tab\\tless", "\ud83d\ude00", "ünï"]"#,
+            r#"[-0, 0, -0.0, 1E5, 1e-5, 2.5E+3, -1.0e0, 18446744073709551616, -9223372036854775809]"#,
+            r#""just a string""#,
+            "123",
+            "null",
+        ] {
+            agrees(json);
+        }
+        assert_eq!(canonical(r#"{"b": 1, "a": 2}"#), r#"{"a":2,"b":1}"#);
+    }
+
+    #[test]
+    fn matches_the_definition_on_many_generated_inputs() {
+        // A small deterministic generator: nested objects and arrays of
+        // strings with escapes, numbers in every form, and literals.
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move |n: u64| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state % n
+        };
+        fn gen(next: &mut impl FnMut(u64) -> u64, depth: u32) -> String {
+            let atoms = [
+                "0",
+                "-1",
+                "3.14159",
+                "1e3",
+                "-2E-2",
+                "1.50",
+                "true",
+                "false",
+                "null",
+                r#""a""#,
+                r#""\"q\"""#,
+                r#""\\""#,
+                r#""é\n""#,
+                r#""Ab""#,
+                r#""aB""#,
+                r#""\u00e9""#,
+            ];
+            match if depth > 3 { 2 } else { next(4) } {
+                0 => {
+                    let members: Vec<String> = (0..next(5))
+                        .map(|_| {
+                            let key = atoms[9 + next(7) as usize];
+                            format!("{key} : {}", gen(next, depth + 1))
+                        })
+                        .collect();
+                    format!("{{ {} }}", members.join(" , "))
+                }
+                1 => {
+                    let items: Vec<String> = (0..next(4)).map(|_| gen(next, depth + 1)).collect();
+                    format!("[{}]", items.join(", "))
+                }
+                _ => atoms[next(atoms.len() as u64) as usize].to_string(),
+            }
+        }
+        for _ in 0..5_000 {
+            agrees(&gen(&mut next, 0));
+        }
+    }
+
+    #[test]
+    fn refuses_what_is_not_json() {
+        for bad in ["", "{", r#"{"a" 1}"#, "[1,]", "01", r#""\x""#, "nul"] {
+            assert!(super::write(bad, &mut Vec::new()).is_err(), "{bad}");
+        }
+    }
+}
