@@ -74,4 +74,6 @@ PGOPTIONS="-c kakunin_test.bouncer_port=$BOUNCER_PORT -c kakunin_test.socket=$SO
 if [ "${RUN_EVIDENCE:-0}" = 1 ]; then
   prove --exec bash tests/evidence.t :: "$SOCK" "$PORT" "$DB" "$RUN_USER"
   prove --exec bash tests/audit_resilience.t :: "$DATA" "$SOCK" "$PORT" "$DB" "$RUN_USER"
+  prove --exec bash tests/upgrade.t :: "$SOCK" "$PORT" "$RUN_USER"
+  prove --exec bash tests/audit_worker.t :: "$((PORT + 5))"
 fi

@@ -2,29 +2,15 @@
 -- no position; the sequencer (kakunin.audit_integrate) gives committed entries
 -- their gapless seq, leaf hash and tree nodes; checkpoints sign tree heads.
 
--- x-request-id of the PostgREST request, if any; never fails.
--- (No SET search_path: it would cost every append a settings save and
--- restore; the body names pg_catalog explicitly and runs as the caller.)
+-- x-request-id of the PostgREST request, if any; never fails (src/postgrest.rs).
 CREATE FUNCTION kakunin.current_request_id() RETURNS text
-LANGUAGE plpgsql STABLE AS $$
-DECLARE headers text := pg_catalog.current_setting('request.headers', true);
-BEGIN
-    -- Outside PostgREST there are no headers: no subtransaction for the common case.
-    IF headers IS NULL OR headers = '' THEN
-        RETURN NULL;
-    END IF;
-    BEGIN
-        RETURN headers::pg_catalog.json OPERATOR(pg_catalog.->>) 'x-request-id';
-    EXCEPTION WHEN OTHERS THEN
-        RETURN NULL;
-    END;
-END $$;
+LANGUAGE c STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'kakunin_current_request_id';
 COMMENT ON FUNCTION kakunin.current_request_id() IS
     'The x-request-id header of the current PostgREST request, or NULL (audit_log.request_id default).';
 
 CREATE TABLE kakunin.audit_log (
     id         bigserial PRIMARY KEY,
-    seq        bigint UNIQUE,
+    seq        bigint,
     ts         timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
     tenant_id  text DEFAULT @extschema@.kakunin_tenant_id(),
     actor_id   text NOT NULL DEFAULT coalesce(@extschema@.kakunin_agent_id(), SESSION_USER::text),
@@ -33,6 +19,8 @@ CREATE TABLE kakunin.audit_log (
     payload    jsonb NOT NULL DEFAULT '{}',
     leaf_hash  bytea
 );
+-- Partial, so an append (seq still NULL) writes no entry into it.
+CREATE UNIQUE INDEX audit_log_seq_key ON kakunin.audit_log (seq) WHERE seq IS NOT NULL;
 CREATE INDEX audit_log_pending_idx ON kakunin.audit_log (id) WHERE seq IS NULL;
 COMMENT ON TABLE kakunin.audit_log IS
     'Append-only audit log. seq is the entry''s position (0-based, gapless, in commit order), assigned with leaf_hash when the sequencer integrates it; NULL until then. No role can UPDATE, DELETE or TRUNCATE it.';

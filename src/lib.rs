@@ -61,6 +61,7 @@ pub extern "C-unwind" fn _PG_init() {
     invalidation::register();
     verify_endpoint::register();
     audit::checkpoints::register();
+    audit::worker::register();
 }
 
 #[cfg(any(test, feature = "pg_test"))]

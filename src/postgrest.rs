@@ -12,31 +12,66 @@
 //! `kakunin_gateway` member (PostgREST's authenticator, made a member only when
 //! the proxy in front terminates mTLS and overwrites the header).
 
+use std::ffi::CStr;
+
 use percent_encoding::percent_decode_str;
+use pgrx::pg_sys;
 use pgrx::prelude::*;
 use serde_json::Value;
 
 use crate::bind::{bind_with, identity};
 use crate::error::OrRaise;
+use crate::fmgr::return_null;
 use crate::privilege;
 
 fn header<'a>(headers: &'a Value, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(Value::as_str)
 }
 
+/// PostgREST's `request.headers` setting (a JSON object), if it is set.
+fn request_headers() -> Option<&'static str> {
+    // SAFETY: GetConfigOption returns NULL or a NUL-terminated string owned by
+    // the GUC machinery, valid until the setting next changes; it is used
+    // before anything in this call can change it.
+    let raw = unsafe { pg_sys::GetConfigOption(c"request.headers".as_ptr(), true, false) };
+    if raw.is_null() {
+        return None;
+    }
+    // SAFETY: checked non-NULL above; see the lifetime note there.
+    let text = unsafe { CStr::from_ptr(raw) }.to_str().ok()?;
+    Some(text).filter(|t| !t.is_empty())
+}
+
+/// `kakunin.current_request_id()`: the x-request-id header of the current
+/// PostgREST request, or NULL (the `audit_log.request_id` default). Never
+/// fails: a missing or malformed header is no request id.
+#[no_mangle]
+#[pg_guard]
+pub unsafe extern "C-unwind" fn kakunin_current_request_id(
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> pg_sys::Datum {
+    let id = request_headers()
+        .and_then(|raw| serde_json::from_str::<Value>(raw).ok())
+        .and_then(|headers| match headers.get("x-request-id")? {
+            Value::String(id) => Some(id.clone()),
+            Value::Null => None,
+            other => Some(other.to_string()),
+        });
+    match id.and_then(|id| id.into_datum()) {
+        Some(datum) => datum,
+        // SAFETY: this call's fcinfo, passed by PostgreSQL.
+        None => unsafe { return_null(fcinfo) },
+    }
+}
+
+crate::fmgr::fmgr_v1!(pg_finfo_kakunin_current_request_id);
+
 #[pg_extern(schema = "kakunin", volatile, parallel_unsafe)]
 fn pre_request() {
-    let raw = crate::spi_plans::select_one::<String>(
-        "SELECT pg_catalog.current_setting('request.headers', true)",
-        &[],
-    )
-    .ok()
-    .flatten()
-    .unwrap_or_default();
-    if raw.is_empty() {
+    let Some(raw) = request_headers() else {
         return;
-    }
-    let headers: Value = serde_json::from_str(&raw)
+    };
+    let headers: Value = serde_json::from_str(raw)
         .map_err(|_| identity("request.headers is not valid JSON"))
         .or_raise();
     if let Some(escaped) = header(&headers, "x-kakunin-certificate") {

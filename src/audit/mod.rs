@@ -4,12 +4,14 @@
 //!   entries into the Merkle tree (`kakunin.audit_integrate`).
 //! - `checkpoints`: signed tree heads and C2SP notes.
 //! - `verification`: `kakunin.verify_audit_log`, proofs and evidence export.
+//! - `worker`: the optional background worker that sequences and checkpoints.
 //!
 //! Append-only is enforced by the `kakunin.audit_guard` trigger below.
 
 pub mod checkpoints;
 pub mod sequencer;
 pub mod verification;
+pub mod worker;
 
 use std::cell::Cell;
 

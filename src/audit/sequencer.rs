@@ -81,6 +81,12 @@ fn integrate_now_and_then() {
         return;
     }
     LAST_TRY.set(Some(Instant::now()));
+    try_integrate();
+}
+
+/// Integrates committed entries and signs a checkpoint if one is due, unless
+/// another sequencer holds the lock (it is doing that work): never waits.
+pub fn try_integrate() {
     privilege::as_extension_owner(|| {
         let locked = Spi::get_one_with_args::<bool>(
             "SELECT pg_catalog.pg_try_advisory_xact_lock($1)",
