@@ -52,7 +52,13 @@ wait_up() {
 # 1. kill -9 of a backend in the middle of appending.
 load 6 &
 sleep 2
-victim=$("${PSQL[@]}" -c "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND query LIKE '%kakunin.audit%' AND pid <> pg_backend_pid() LIMIT 1")
+# A client may be between statements (BEGIN, COMMIT) when sampled: look again.
+victim=
+for _ in $(seq 50); do
+  victim=$("${PSQL[@]}" -c "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND state = 'active' AND query LIKE '%kakunin.audit%' AND pid <> pg_backend_pid() LIMIT 1")
+  [ -n "$victim" ] && break
+  sleep 0.1
+done
 [ -n "$victim" ] && kill -9 "$victim"
 wait
 killed() { [ -n "$victim" ] || { echo "no appending backend was found to kill"; return 1; }; }

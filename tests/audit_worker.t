@@ -2,7 +2,8 @@
 # TAP: with kakunin_pg in shared_preload_libraries and
 # kakunin.audit_worker_database set, the background worker waits until the
 # extension exists, then places committed entries and signs the due checkpoint
-# while nobody appends or reads through kakunin. Its own throwaway cluster.
+# while nobody appends or reads through kakunin, in commit order rather than
+# arrival order. Its own throwaway cluster.
 # Usage (from scripts/pgtap.sh): tests/audit_worker.t PORT
 set -uo pipefail
 PORT=$1
@@ -12,7 +13,7 @@ chown "$RUN_USER" "$WORK"
 DATA=$WORK/data SOCK=$WORK/sock DB=worker_test
 trap 'cluster_stop "$DATA" 2>/dev/null; rm -rf "$WORK"' EXIT
 PSQL=(psql -X -q -At -v ON_ERROR_STOP=1 -h "$SOCK" -p "$PORT" -U "$RUN_USER")
-echo "1..5"
+echo "1..6"
 n=0
 check() { # check DESCRIPTION COMMAND...
   n=$((n + 1))
@@ -50,3 +51,24 @@ check "a checkpoint covering them is signed automatically" \
   eventually "100" "SELECT max(tree_size) FROM kakunin.audit_checkpoints"
 check "the log the worker built verifies" \
   eventually "true" "SELECT kakunin.verify_audit_log()->>'ok'"
+
+# X arrives first (through kakunin.audit, which leaves integration to the
+# worker, so X's open transaction holds no sequencer lock) but commits only
+# once the worker has placed Y, which arrived second: positions follow commit
+# order.
+"${PSQL[@]}" -d "$DB" -c "SET statement_timeout = '30s'" -c "BEGIN" \
+  -c "SELECT kakunin.audit('arrived.first')" \
+  -c "DO \$\$ BEGIN
+        WHILE NOT EXISTS (SELECT FROM kakunin.audit_log WHERE action = 'arrived.second' AND seq IS NOT NULL) LOOP
+          PERFORM pg_sleep(0.05);
+        END LOOP;
+      END \$\$" -c "COMMIT" >/dev/null &
+eventually "1" "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query LIKE 'DO %arrived.second%'" >/dev/null
+"${PSQL[@]}" -d "$DB" -c "INSERT INTO kakunin.audit_log (actor_id, action) VALUES ('agent-y', 'arrived.second')"
+wait
+check "positions follow commit order, not arrival order; an open appender blocks no one" \
+  eventually "x arrived first, y placed first" \
+  "SELECT CASE WHEN x.id < y.id THEN 'x arrived first' ELSE 'y arrived first' END || ', '
+       || CASE WHEN y.seq < x.seq THEN 'y placed first' ELSE 'x placed first (or unplaced)' END
+   FROM kakunin.audit_log x, kakunin.audit_log y
+   WHERE x.action = 'arrived.first' AND y.action = 'arrived.second' AND x.seq IS NOT NULL"

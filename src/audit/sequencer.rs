@@ -8,8 +8,10 @@
 //! arrival order within one),
 //! stores their leaf hashes and the tree nodes they complete, all in one
 //! transaction. It runs when a reader needs the tree (checkpoint, proofs,
-//! export, verify), and from appends at most once a second per backend
-//! without waiting for the lock.
+//! export, verify), from the background worker if one serves the database,
+//! and otherwise from appends at most once a second per backend without
+//! waiting for the lock (an append that integrates holds the lock until its
+//! transaction ends).
 
 use std::cell::Cell;
 use std::time::{Duration, Instant};
@@ -72,8 +74,12 @@ thread_local! {
 }
 
 /// From an append: integrate what others committed, at most once a second per
-/// backend, and only if no other sequencer is running (never waits).
+/// backend, and only if no other sequencer is running (never waits), unless
+/// the background worker does it for this database.
 fn integrate_now_and_then() {
+    if super::worker::serves_this_database() {
+        return;
+    }
     if LAST_TRY
         .get()
         .is_some_and(|t| t.elapsed() < Duration::from_secs(1))

@@ -60,6 +60,24 @@ pub fn register() {
     }
 }
 
+/// True when the background worker sequences this database, so appends
+/// leave integration to it: an append that integrates holds the sequencer
+/// lock until its own transaction ends. Fixed for a backend's life (a
+/// server-start setting, a connection's database).
+pub fn serves_this_database() -> bool {
+    thread_local! {
+        static SERVES: std::cell::OnceCell<bool> = const { std::cell::OnceCell::new() };
+    }
+    SERVES.with(|serves| {
+        *serves.get_or_init(|| {
+            DATABASE
+                .get()
+                .and_then(|d| d.into_string().ok())
+                .is_some_and(|d| !d.is_empty() && d == crate::privilege::database_name())
+        })
+    })
+}
+
 #[pg_guard]
 #[no_mangle]
 pub extern "C-unwind" fn kakunin_audit_worker_main(_arg: pg_sys::Datum) {
