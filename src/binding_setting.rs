@@ -98,10 +98,20 @@ unsafe extern "C-unwind" fn assign_binding(newval: *const c_char, _extra: *mut c
         None
     } else {
         // SAFETY: PostgreSQL passes the new value as a NUL-terminated string.
-        let text = unsafe { CStr::from_ptr(newval) }
-            .to_str()
-            .unwrap_or_default();
-        Binding::decode(text).map(|(_nonce, binding)| Rc::new(binding))
+        let text = unsafe { CStr::from_ptr(newval) };
+        // The value set_local is writing comes with its binding: no parsing.
+        // Anything else (a restore at transaction end, a parallel worker's
+        // copy) is decoded.
+        let pending = PENDING.with(|p| {
+            p.borrow()
+                .as_ref()
+                .filter(|(value, _)| value.as_c_str() == text)
+                .map(|(_, binding)| binding.clone())
+        });
+        pending.or_else(|| {
+            Binding::decode(text.to_str().unwrap_or_default())
+                .map(|(_nonce, binding)| Rc::new(binding))
+        })
     };
     CURRENT.with(|current| *current.borrow_mut() = parsed);
     EPOCH.set(EPOCH.get().wrapping_add(1));
