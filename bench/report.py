@@ -103,6 +103,13 @@ def audit():
     print(f"   verify_audit_log() over 1,000,000 entries: {verify_ms:.0f} ms = {rate:,.0f} entries/s  target >= 1,000,000/s  {verdict(rate, 1_000_000, True)}")
     median_ms, proof_len = open(f"{out}/proof.txt").read().strip().split("|")
     print(f"   inclusion proof at 10,000,000 entries: median {float(median_ms):.3f} ms over 1,000 random positions, {proof_len} hashes  target < 5 ms  {verdict(float(median_ms), 5.0)}")
+    if have("append_worker_8.txt"):
+        print("   with the background worker sequencing (kakunin_pg preloaded; appends leave integration to it):")
+        for clients in (1, 8):
+            worker, plain = tps(f"{out}/append_worker_{clients}.txt"), tps(f"{out}/append_plain_{clients}.txt")
+            print(f"   appends, {clients} client(s): kakunin.audit {worker:6.0f}/s = {worker / plain:4.2f}x the plain table above")
+        lag = open(f"{out}/audit_worker_pending.txt").read().split()[0]
+        print(f"   committed but not yet integrated right after the 8-client run: {lag} entries")
     print("   for scale: Tessera ~2,900 appends/s on POSIX storage; supa_audit not advised above 3,000 writes/s")
 
 

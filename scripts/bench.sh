@@ -135,6 +135,15 @@ done
   -c "SELECT kakunin.audit_integrate()" >/dev/null
 "${PSQL[@]}" -At -U "$RUN_USER" -d "$DB" -c "SELECT round(bench_proof_median(10000000, 1000)::numeric, 3),
   jsonb_array_length(kakunin.audit_inclusion_proof(4242424, 10000000)->'proof')" > "$OUT/proof.txt"
+# The appends again with the background worker sequencing: a server restart
+# with the library preloaded (the plain-table figures above are the baseline).
+cluster_start "$DATA" "$PORT" "$SOCK" "shared_buffers=512MB" "max_parallel_workers_per_gather=2" "jit=off" \
+  "shared_preload_libraries=kakunin_pg" "kakunin.audit_worker_database=$DB"
+for clients in 1 8; do
+  pgbench -n -c "$clients" -j 2 -T 10 -h "$SOCK" -p "$PORT" -U bench_auditor -f "$OUT/append_ours.pgbench" "$DB" \
+    > "$OUT/append_worker_$clients.txt" 2>&1
+done
+"${PSQL[@]}" -At -U "$RUN_USER" -d "$DB" -c "SELECT count(*) FROM kakunin.audit_log WHERE seq IS NULL" > "$OUT/audit_worker_pending.txt"
 
 fi
 
