@@ -28,6 +28,10 @@ COMMENT ON COLUMN kakunin.audit_log.id IS 'Arrival order (gaps from rolled-back 
 COMMENT ON COLUMN kakunin.audit_log.seq IS 'Position in the Merkle tree (leaf index, from 0).';
 COMMENT ON COLUMN kakunin.audit_log.leaf_hash IS 'SHA-256(0x00 || canonical bytes of the entry), RFC 6962.';
 
+-- Appends an entry as the caller (src/audit/sequencer.rs; comment in finalize.sql).
+CREATE FUNCTION kakunin.audit(action text, payload jsonb DEFAULT '{}') RETURNS bigint
+LANGUAGE c VOLATILE PARALLEL UNSAFE AS 'MODULE_PATHNAME', 'kakunin_audit';
+
 -- Perfect-subtree nodes above the leaves: (level, idx) covers leaves
 -- [idx * 2^level, (idx + 1) * 2^level). Proofs read O(log^2 n) of them.
 CREATE TABLE kakunin.audit_tree (

@@ -9,3 +9,8 @@ LANGUAGE c STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'kakunin_current_request_i
 -- seq's unique index is partial, so an append (seq still NULL) writes no entry into it.
 ALTER TABLE kakunin.audit_log DROP CONSTRAINT audit_log_seq_key;
 CREATE UNIQUE INDEX audit_log_seq_key ON kakunin.audit_log (seq) WHERE seq IS NOT NULL;
+
+-- kakunin.audit() passes its arguments to the INSERT as they came (no JSON
+-- round trip through the wrapper): a plain C function now.
+CREATE OR REPLACE FUNCTION kakunin.audit(action text, payload jsonb DEFAULT '{}') RETURNS bigint
+LANGUAGE c VOLATILE PARALLEL UNSAFE AS 'MODULE_PATHNAME', 'kakunin_audit';

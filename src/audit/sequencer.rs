@@ -32,33 +32,55 @@ use crate::spi_plans::{self, Visibility};
 const SEQUENCER_LOCK: i64 = 0x6b6b_6e5f_6175_6474;
 const BATCH: i64 = 20_000;
 
-/// `kakunin.audit(action, payload) → bigint`: appends an entry (as the caller,
-/// so the table's policies apply) and returns its id; its seq follows when the
-/// sequencer integrates it.
-#[pg_extern(schema = "kakunin", volatile, parallel_unsafe)]
-fn audit(action: Option<&str>, payload: default!(Option<pgrx::JsonB>, "'{}'")) -> i64 {
+/// `kakunin.audit(action text, payload jsonb DEFAULT '{}') → bigint`: appends
+/// an entry (as the caller, so the table's policies apply) and returns its id;
+/// its seq follows when the sequencer integrates it. A plain version-1
+/// function (declared in `sql/audit.sql`): the arguments go to the INSERT as
+/// the datums they came as, with no conversion on the way.
+#[no_mangle]
+#[pg_guard]
+pub unsafe extern "C-unwind" fn kakunin_audit(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    // SAFETY: PostgreSQL passes this call's fcinfo, with the two declared arguments.
+    let [action, payload] = [0, 1].map(|n| unsafe {
+        (!pgrx::fcinfo::pg_arg_is_null(fcinfo, n))
+            .then(|| pgrx::fcinfo::pg_getarg_datum_raw(fcinfo, n))
+    });
     let action = action
         .ok_or(KakuninError::NullArgument("action"))
         .or_raise();
-    let payload = payload
-        .map(|p| p.0)
-        .unwrap_or_else(|| serde_json::json!({}));
-    thread_local! {
-        static PLAN: Cell<pgrx::pg_sys::SPIPlanPtr> = const { Cell::new(std::ptr::null_mut()) };
-    }
-    let args = [
-        action.into_datum().unwrap_or(pgrx::pg_sys::Datum::from(0)),
-        payload
-            .to_string()
+    let payload = payload.unwrap_or_else(|| {
+        pgrx::JsonB(serde_json::json!({}))
             .into_datum()
-            .unwrap_or(pgrx::pg_sys::Datum::from(0)),
-    ];
+            .unwrap_or(pg_sys::Datum::from(0))
+    });
+    append(action, payload).into()
+}
+
+crate::fmgr::fmgr_v1!(pg_finfo_kakunin_audit);
+
+/// The same append under its 0.1.0 symbol (`audit_wrapper`), which a 0.1.0
+/// catalog calls until `ALTER EXTENSION kakunin_pg UPDATE` repoints it.
+#[pg_extern(sql = false)]
+fn audit(action: Option<&str>, payload: Option<pgrx::JsonB>) -> i64 {
+    let action = action
+        .ok_or(KakuninError::NullArgument("action"))
+        .or_raise();
+    let payload = payload.unwrap_or(pgrx::JsonB(serde_json::json!({})));
+    let datum = |d: Option<pg_sys::Datum>| d.unwrap_or(pg_sys::Datum::from(0));
+    append(datum(action.into_datum()), datum(payload.into_datum()))
+}
+
+/// Inserts (action, payload) datums (text, jsonb) and returns the entry id.
+fn append(action: pg_sys::Datum, payload: pg_sys::Datum) -> i64 {
+    thread_local! {
+        static PLAN: Cell<pg_sys::SPIPlanPtr> = const { Cell::new(std::ptr::null_mut()) };
+    }
     let id = spi_plans::query(
         Visibility::Write,
         &PLAN,
-        c"INSERT INTO kakunin.audit_log (action, payload) VALUES ($1, $2::jsonb) RETURNING id",
-        &[pgrx::pg_sys::TEXTOID, pgrx::pg_sys::TEXTOID],
-        &args,
+        c"INSERT INTO kakunin.audit_log (action, payload) VALUES ($1, $2) RETURNING id",
+        &[pg_sys::TEXTOID, pg_sys::JSONBOID],
+        &[action, payload],
         |row| row.get::<i64>(1),
     )
     .into_iter()

@@ -2,7 +2,7 @@
 -- gapless positions with no hole from a rollback, signed checkpoints,
 -- verification that pinpoints tampering, proofs and evidence export.
 BEGIN;
-SELECT plan(27);
+SELECT plan(29);
 CALL kakunin_test.share_pgtap();
 
 -- Appending: the bound agent as itself while active; nobody unbound.
@@ -25,6 +25,13 @@ SELECT matches(kakunin_test.error_of($$INSERT INTO kakunin.audit_log (actor_id, 
     '^42501: new row violates row-level security policy', 'nobody appends as another agent');
 SELECT matches(kakunin_test.error_of($$INSERT INTO kakunin.audit_log (seq, action) VALUES (99, 'x')$$),
     '^42501: permission denied', 'nobody chooses a position');
+SELECT is(kakunin_test.error_of($$SELECT kakunin.audit(NULL)$$), '22004: action must not be NULL',
+    'a NULL action is refused with its name');
+SAVEPOINT null_payload;
+SELECT kakunin.audit('no.payload', NULL) \g /dev/null
+SELECT is((SELECT payload FROM kakunin.audit_log WHERE action = 'no.payload'), '{}'::jsonb,
+    'a NULL payload is stored as {}');
+ROLLBACK TO SAVEPOINT null_payload;
 SAVEPOINT rolled_back;
 SELECT kakunin.audit('never.committed') \g /dev/null
 ROLLBACK TO SAVEPOINT rolled_back;
