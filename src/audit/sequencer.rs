@@ -45,14 +45,6 @@ pub unsafe extern "C-unwind" fn kakunin_audit(fcinfo: pg_sys::FunctionCallInfo) 
         (!pgrx::fcinfo::pg_arg_is_null(fcinfo, n))
             .then(|| pgrx::fcinfo::pg_getarg_datum_raw(fcinfo, n))
     });
-    let action = action
-        .ok_or(KakuninError::NullArgument("action"))
-        .or_raise();
-    let payload = payload.unwrap_or_else(|| {
-        pgrx::JsonB(serde_json::json!({}))
-            .into_datum()
-            .unwrap_or(pg_sys::Datum::from(0))
-    });
     append(action, payload).into()
 }
 
@@ -62,16 +54,23 @@ crate::fmgr::fmgr_v1!(pg_finfo_kakunin_audit);
 /// catalog calls until `ALTER EXTENSION kakunin_pg UPDATE` repoints it.
 #[pg_extern(sql = false)]
 fn audit(action: Option<&str>, payload: Option<pgrx::JsonB>) -> i64 {
+    append(
+        action.and_then(IntoDatum::into_datum),
+        payload.and_then(IntoDatum::into_datum),
+    )
+}
+
+/// Inserts (action, payload) datums (text, jsonb; a NULL payload is `{}`) and
+/// returns the entry id. A NULL action is refused.
+fn append(action: Option<pg_sys::Datum>, payload: Option<pg_sys::Datum>) -> i64 {
     let action = action
         .ok_or(KakuninError::NullArgument("action"))
         .or_raise();
-    let payload = payload.unwrap_or(pgrx::JsonB(serde_json::json!({})));
-    let datum = |d: Option<pg_sys::Datum>| d.unwrap_or(pg_sys::Datum::from(0));
-    append(datum(action.into_datum()), datum(payload.into_datum()))
-}
-
-/// Inserts (action, payload) datums (text, jsonb) and returns the entry id.
-fn append(action: pg_sys::Datum, payload: pg_sys::Datum) -> i64 {
+    let payload = payload.unwrap_or_else(|| {
+        pgrx::JsonB(serde_json::json!({}))
+            .into_datum()
+            .unwrap_or(pg_sys::Datum::from(0))
+    });
     thread_local! {
         static PLAN: Cell<pg_sys::SPIPlanPtr> = const { Cell::new(std::ptr::null_mut()) };
     }

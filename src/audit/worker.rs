@@ -43,11 +43,7 @@ pub fn register() {
         GucContext::Sighup,
         GucFlags::UNIT_MS,
     );
-    let database = DATABASE
-        .get()
-        .and_then(|d| d.into_string().ok())
-        .unwrap_or_default();
-    if preloading && !database.is_empty() {
+    if preloading && worker_database().is_some() {
         BackgroundWorkerBuilder::new("kakunin audit sequencer")
             .set_type("kakunin audit sequencer")
             .set_library("kakunin_pg")
@@ -60,6 +56,14 @@ pub fn register() {
     }
 }
 
+/// `kakunin.audit_worker_database`, if set (and so if the library was preloaded).
+fn worker_database() -> Option<String> {
+    DATABASE
+        .get()
+        .and_then(|d| d.into_string().ok())
+        .filter(|d| !d.is_empty())
+}
+
 /// True when the background worker sequences this database, so appends
 /// leave integration to it: an append that integrates holds the sequencer
 /// lock until its own transaction ends. Fixed for a backend's life (a
@@ -70,10 +74,7 @@ pub fn serves_this_database() -> bool {
     }
     SERVES.with(|serves| {
         *serves.get_or_init(|| {
-            DATABASE
-                .get()
-                .and_then(|d| d.into_string().ok())
-                .is_some_and(|d| !d.is_empty() && d == crate::privilege::database_name())
+            worker_database().is_some_and(|d| d == crate::privilege::database_name())
         })
     })
 }
@@ -82,10 +83,7 @@ pub fn serves_this_database() -> bool {
 #[no_mangle]
 pub extern "C-unwind" fn kakunin_audit_worker_main(_arg: pg_sys::Datum) {
     BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGHUP | SignalWakeFlags::SIGTERM);
-    let database = DATABASE
-        .get()
-        .and_then(|d| d.into_string().ok())
-        .unwrap_or_default();
+    let database = worker_database().unwrap_or_default();
     BackgroundWorker::connect_worker_to_spi(Some(&database), None);
     log!("kakunin audit sequencer started for database \"{database}\"");
     let naptime = || Duration::from_millis(NAPTIME_MS.get().max(10) as u64);
