@@ -30,9 +30,9 @@ fn header<'a>(headers: &'a Value, name: &str) -> Option<&'a str> {
 
 /// PostgREST's `request.headers` setting (a JSON object), if it is set.
 fn request_headers() -> Option<&'static str> {
-    // SAFETY: GetConfigOption returns NULL or a NUL-terminated string owned by
-    // the GUC machinery, valid until the setting next changes; it is used
-    // before anything in this call can change it.
+    // The string is owned by the GUC machinery and valid until the setting
+    // next changes, which nothing in this call does before it is copied.
+    // SAFETY: GetConfigOption returns NULL or a NUL-terminated string (above).
     let raw = unsafe { pg_sys::GetConfigOption(c"request.headers".as_ptr(), true, false) };
     if raw.is_null() {
         return None;

@@ -149,9 +149,8 @@ pub fn scan<B>(
         pgrx::error!("kakunin_pg: query text contains a NUL byte");
     };
     let mut row_memory = pgrx::PgMemoryContexts::new("kakunin scan row");
-    // SAFETY: SPI_connect/SPI_finish bracket the cursor; every row is read
-    // before SPI_freetuptable releases it, and an ERROR unwinds through pgrx
-    // with the transaction abort cleaning up SPI and the portal.
+    // An ERROR unwinds through pgrx; the transaction abort cleans up SPI and the portal.
+    // SAFETY: SPI_connect/SPI_finish bracket the cursor; rows are read before SPI_freetuptable.
     unsafe {
         if pg_sys::SPI_connect() != pg_sys::SPI_OK_CONNECT as i32 {
             pgrx::error!("kakunin_pg: SPI_connect failed");
