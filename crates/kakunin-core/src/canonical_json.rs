@@ -43,8 +43,47 @@ impl<'de> Deserialize<'de> for Key<'de> {
     }
 }
 
-/// Appends the canonical form of the JSON text `json` to `out`.
+/// How deeply arrays and objects may nest in an audit payload. The database
+/// refuses deeper payloads when they are written (`kakunin.audit_guard`), and
+/// [`write`] refuses them before recursing, so no input can exhaust a stack.
+pub const MAX_DEPTH: usize = 64;
+
+/// The deepest nesting of arrays and objects in `json`, counted without
+/// recursion (strings are skipped, escapes included). Meaningful for valid JSON.
+pub fn nesting_depth(json: &str) -> usize {
+    let (mut depth, mut max, mut in_string, mut escaped) = (0usize, 0usize, false, false);
+    for b in json.bytes() {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                max = max.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    max
+}
+
+/// Appends the canonical form of the JSON text `json` to `out`. Refuses JSON
+/// nested deeper than [`MAX_DEPTH`].
 pub fn write(json: &str, out: &mut Vec<u8>) -> Result<(), serde_json::Error> {
+    let depth = nesting_depth(json);
+    if depth > MAX_DEPTH {
+        return Err(<serde_json::Error as serde::de::Error>::custom(format!(
+            "JSON nested {depth} levels deep (at most {MAX_DEPTH})"
+        )));
+    }
     let raw: &RawValue = serde_json::from_str(json)?;
     write_raw(raw, out)
 }
@@ -194,6 +233,19 @@ mod tests {
         }
         for _ in 0..5_000 {
             agrees(&gen(&mut next, 0));
+        }
+    }
+
+    #[test]
+    fn refuses_deep_nesting_without_recursing() {
+        let deep = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
+        assert_eq!(super::nesting_depth(&deep(64)), 64);
+        assert_eq!(super::nesting_depth(r#"{"a":"[[[[\"{{"}"#), 1);
+        assert_eq!(canonical(&deep(64)), deep(64));
+        let mut out = Vec::new();
+        for n in [65, 10_000, 1_000_000] {
+            let err = super::write(&deep(n), &mut out).unwrap_err().to_string();
+            assert!(err.contains("at most 64"), "{err}");
         }
     }
 

@@ -3,8 +3,63 @@
 //! the tree is rebuilt, and every checkpoint is checked (root and signature)
 //! when the rebuilt tree reaches its size. The first failure is reported.
 
+use sha2::{Digest, Sha256};
+
 use crate::audit::{verify_signature, Checkpoint, EntryRef};
 use crate::merkle::Frontier;
+
+/// A digest of one level of interior nodes, in index order: rebuilt from the
+/// entries on one side, read from the stored tree on the other, so that every
+/// stored node is checked with memory that does not grow with the log.
+#[derive(Clone, Default)]
+pub struct LevelDigest {
+    hasher: Sha256,
+    /// Nodes fed so far; the next one must have this index.
+    pub count: u64,
+}
+
+/// Digests of every level (index 0 is level 1) of a tree's interior nodes.
+#[derive(Clone, Default)]
+pub struct NodeDigests(Vec<LevelDigest>);
+
+impl NodeDigests {
+    /// Feeds node (`level` >= 1, `idx`); `Err` if it is not the next index of
+    /// its level (a duplicated or missing node).
+    pub fn push(&mut self, level: u32, idx: u64, hash: &[u8]) -> Result<(), String> {
+        let Some(slot) = (level as usize).checked_sub(1) else {
+            return Err(format!("stored tree node at level {level} cannot exist"));
+        };
+        if self.0.len() <= slot {
+            self.0.resize_with(slot + 1, LevelDigest::default);
+        }
+        let digest = &mut self.0[slot];
+        if idx != digest.count {
+            return Err(format!(
+                "stored tree node (level {level}, index {}) is missing",
+                digest.count.min(idx)
+            ));
+        }
+        digest.hasher.update(hash);
+        digest.count += 1;
+        Ok(())
+    }
+
+    /// `Err` naming the first level where `stored` differs from `self`.
+    pub fn compare(&self, stored: &NodeDigests) -> Result<(), String> {
+        for level in 0..self.0.len().max(stored.0.len()) {
+            let (ours, theirs) = (self.0.get(level), stored.0.get(level));
+            let count = |d: Option<&LevelDigest>| d.map_or(0, |d| d.count);
+            let digest = |d: Option<&LevelDigest>| d.map(|d| d.hasher.clone().finalize());
+            if count(ours) != count(theirs) || digest(ours) != digest(theirs) {
+                return Err(format!(
+                    "stored tree nodes at level {} no longer match the entries",
+                    level + 1
+                ));
+            }
+        }
+        Ok(())
+    }
+}
 
 /// A stored checkpoint, as read back (nothing about it is trusted).
 #[derive(Debug, Clone)]
@@ -31,6 +86,7 @@ pub struct LogVerifier {
     /// The log's Ed25519 public key and key name (the note origin), if any.
     key: Option<(Vec<u8>, String)>,
     scratch: Vec<u8>,
+    nodes: NodeDigests,
 }
 
 impl LogVerifier {
@@ -43,6 +99,7 @@ impl LogVerifier {
             next_checkpoint: 0,
             key,
             scratch: Vec::new(),
+            nodes: NodeDigests::default(),
         }
     }
 
@@ -65,7 +122,10 @@ impl LogVerifier {
         let leaf = entry.leaf_hash(&mut self.scratch).ok();
         match leaf {
             Some(leaf) if Some(leaf.as_slice()) == stored_leaf => {
-                self.frontier.push(leaf);
+                for (level, idx, node) in self.frontier.push_completing(leaf) {
+                    // Nodes of one level complete in index order: this cannot fail.
+                    let _ = self.nodes.push(level, idx, &node);
+                }
                 Ok(())
             }
             _ => Err(self.failure(
@@ -75,8 +135,10 @@ impl LogVerifier {
         }
     }
 
-    /// After the last entry: every checkpoint must have been reached.
-    pub fn finish(mut self) -> Result<u64, Failure> {
+    /// After the last entry: every checkpoint must have been reached. Returns
+    /// the number of entries and the digests of the interior nodes they imply
+    /// (to compare with the stored tree, [`NodeDigests::compare`]).
+    pub fn finish(mut self) -> Result<(u64, NodeDigests), Failure> {
         self.check_checkpoints()?;
         if let Some(checkpoint) = self.checkpoints.get(self.next_checkpoint) {
             let bad = self.frontier.size();
@@ -86,7 +148,7 @@ impl LogVerifier {
                 format!("checkpoint at tree size {size} covers entries that are missing"),
             ));
         }
-        Ok(self.frontier.size())
+        Ok((self.frontier.size(), std::mem::take(&mut self.nodes)))
     }
 
     /// Checks every checkpoint whose size the rebuilt tree has reached.
@@ -188,7 +250,49 @@ mod tests {
         for (entry, leaf) in rows {
             verifier.push(entry, Some(leaf))?;
         }
-        verifier.finish()
+        verifier.finish().map(|(entries, _)| entries)
+    }
+
+    #[test]
+    fn every_stored_tree_node_is_checked() {
+        let all = leaves(13);
+        let mut verifier = LogVerifier::new(Vec::new(), None);
+        for (seq, leaf) in all.iter().enumerate() {
+            verifier.push(&entry(seq as u64), Some(leaf)).unwrap();
+        }
+        let (_, implied) = verifier.finish().unwrap();
+        // What the sequencer stores: every node as it completes, read back by (level, idx).
+        let mut frontier = Frontier::new();
+        let mut nodes: Vec<(u32, u64, Hash)> = all
+            .iter()
+            .flat_map(|l| frontier.push_completing(*l))
+            .collect();
+        nodes.sort();
+        let stored = |nodes: &[(u32, u64, Hash)]| {
+            let mut digests = NodeDigests::default();
+            nodes
+                .iter()
+                .try_for_each(|(level, idx, h)| digests.push(*level, *idx, h))
+                .map(|_| digests)
+        };
+        assert_eq!(implied.compare(&stored(&nodes).unwrap()), Ok(()));
+        let mut forged = nodes.clone();
+        forged[3].2[0] ^= 1;
+        assert_eq!(
+            implied.compare(&stored(&forged).unwrap()),
+            Err(format!(
+                "stored tree nodes at level {} no longer match the entries",
+                forged[3].0
+            ))
+        );
+        let mut missing = nodes.clone();
+        missing.remove(2);
+        assert!(stored(&missing)
+            .err()
+            .is_some_and(|e| e.contains("is missing")));
+        let mut extra = nodes.clone();
+        extra.pop();
+        assert!(implied.compare(&stored(&extra).unwrap()).is_err());
     }
 
     #[test]

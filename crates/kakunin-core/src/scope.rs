@@ -45,6 +45,75 @@ impl FinancialScope {
     }
 }
 
+/// Gives `child` every limit of `parent` it does not set itself: a derived key
+/// that names no limit is bound by its parent's, never unlimited.
+pub fn inherit_limits(child: &mut Map<String, Value>, parent: &Map<String, Value>) {
+    let Some(Value::Object(parent_limits)) = parent.get("limits") else {
+        return;
+    };
+    let limits = child
+        .entry("limits")
+        .or_insert_with(|| Value::Object(Map::new()));
+    if let Value::Object(limits) = limits {
+        for (name, cap) in parent_limits {
+            limits.entry(name.clone()).or_insert_with(|| cap.clone());
+        }
+    }
+}
+
+/// Checks that `child` (the claims of a key being derived) asks for nothing
+/// `parent` (the deriving credential's scope or claims) does not grant:
+/// `instruments` and `venues` are subsets (absent = none); every limit the
+/// parent sets is set by the child to a number no greater (a limit the parent
+/// lacks may be added: it only restricts); any other claim the child carries
+/// has exactly the parent's value. `Err` names the first claim that widens.
+pub fn narrows(child: &Map<String, Value>, parent: &Map<String, Value>) -> Result<(), String> {
+    for key in ["instruments", "venues"] {
+        let own = string_list(parent, key)?;
+        if let Some(extra) = string_list(child, key)?
+            .into_iter()
+            .find(|i| !own.contains(i))
+        {
+            return Err(format!(
+                "\"{extra}\" is not in the deriving credential's {key}"
+            ));
+        }
+    }
+    let no_limits = Map::new();
+    let limits = |m: &Map<String, Value>| -> Result<Map<String, Value>, String> {
+        match m.get("limits") {
+            None => Ok(no_limits.clone()),
+            Some(Value::Object(l)) => Ok(l.clone()),
+            Some(_) => Err("scope field \"limits\" must be an object".into()),
+        }
+    };
+    let (child_limits, parent_limits) = (limits(child)?, limits(parent)?);
+    for (name, cap) in &parent_limits {
+        let narrower = match (child_limits.get(name), cap) {
+            (Some(Value::Number(c)), Value::Number(p)) => {
+                c.as_f64().zip(p.as_f64()).is_some_and(|(c, p)| c <= p)
+            }
+            (Some(c), p) => c == p,
+            (None, _) => false,
+        };
+        if !narrower {
+            return Err(format!(
+                "limit \"{name}\" must be at most the deriving credential's ({cap})"
+            ));
+        }
+    }
+    for (key, value) in child {
+        if !matches!(key.as_str(), "instruments" | "venues" | "limits")
+            && parent.get(key) != Some(value)
+        {
+            return Err(format!(
+                "claim \"{key}\" differs from the deriving credential's"
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn string_list(document: &Map<String, Value>, key: &str) -> Result<Vec<String>, String> {
     match document.get(key) {
         None => Ok(Vec::new()),
@@ -78,6 +147,45 @@ mod tests {
     fn missing_fields_mean_empty() {
         let s = FinancialScope::from_json("{}").unwrap();
         assert!(s.instruments.is_empty() && s.venues.is_empty());
+    }
+
+    fn object(text: &str) -> Map<String, Value> {
+        FinancialScope::from_json(text).unwrap().document
+    }
+
+    #[test]
+    fn derived_claims_may_only_narrow() {
+        let parent = object(
+            r#"{"instruments":["AAPL","MSFT"],"venues":["XNAS"],"limits":{"max_notional":1000},"team":"risk"}"#,
+        );
+        for ok in [
+            r#"{"limits":{"max_notional":1000}}"#,
+            r#"{"instruments":["AAPL"],"limits":{"max_notional":1000}}"#,
+            r#"{"venues":["XNAS"],"limits":{"max_notional":10,"max_orders":3},"team":"risk"}"#,
+        ] {
+            assert_eq!(narrows(&object(ok), &parent), Ok(()), "{ok}");
+        }
+        // Without the parent's limit the child would be unlimited: wider, unless
+        // it inherits the limit.
+        assert!(narrows(&object("{}"), &parent).is_err());
+        let mut child = object(r#"{"instruments":["AAPL"],"limits":{"max_orders":3}}"#);
+        inherit_limits(&mut child, &parent);
+        assert_eq!(child["limits"]["max_notional"], 1000);
+        assert_eq!(child["limits"]["max_orders"], 3);
+        assert_eq!(narrows(&child, &parent), Ok(()));
+        for wide in [
+            r#"{"instruments":["TSLA"],"limits":{"max_notional":1}}"#,
+            r#"{"venues":["XNYS"],"limits":{"max_notional":1}}"#,
+            r#"{"limits":{"max_notional":1001}}"#,
+            r#"{"limits":{"max_notional":"1"}}"#,
+            r#"{"limits":{"max_notional":1},"team":"ops"}"#,
+            r#"{"limits":{"max_notional":1},"admin":true}"#,
+        ] {
+            assert!(narrows(&object(wide), &parent).is_err(), "{wide}");
+        }
+        // A parent with no scope at all grants no instruments or venues.
+        assert!(narrows(&object(r#"{"instruments":["AAPL"]}"#), &Map::new()).is_err());
+        assert!(narrows(&object(r#"{"limits":{"max_notional":5}}"#), &Map::new()).is_ok());
     }
 
     #[test]
