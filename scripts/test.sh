@@ -13,6 +13,12 @@ step() { printf '\n=== %s\n' "$*"; }
 step "format and lints"
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
+# Every statement the extension runs goes through src/spi_plans.rs, which pins
+# search_path (issue 14): no other module may call pgrx's SPI directly.
+if grep -rn --include='*.rs' -E '\bSpi::|pgrx::spi::Spi\b' src | grep -v -e '^src/spi_plans.rs:' -e '^src/pg_tests.rs:'; then
+  echo "SPI outside src/spi_plans.rs (use its pinned wrappers)" >&2
+  exit 1
+fi
 
 step "unit tests (plain Rust)"
 cargo test --quiet -p kakunin-core -p kakunin-testkit

@@ -15,7 +15,9 @@ CREATE TABLE kakunin.api_keys (
     revoked_at     timestamptz,
     revoked_reason text,
     rotated_to     uuid,
-    last_used_at   timestamptz
+    last_used_at   timestamptz,
+    parent_key_id  uuid,
+    parent_serial  text
 );
 CREATE INDEX api_keys_owner_idx ON kakunin.api_keys (owner_id);
 COMMENT ON TABLE kakunin.api_keys IS
@@ -27,8 +29,13 @@ CREATE POLICY owner_or_admin ON kakunin.api_keys FOR SELECT
     USING (owner_id OPERATOR(pg_catalog.=) @extschema@.kakunin_agent_id()
            OR pg_catalog.pg_has_role('kakunin_admin', 'MEMBER'));
 GRANT SELECT (key_id, owner_id, tenant_id, name, capabilities, claims, created_at, created_by,
-              expires_at, revoked_at, revoked_reason, rotated_to, last_used_at)
+              expires_at, revoked_at, revoked_reason, rotated_to, last_used_at,
+              parent_key_id, parent_serial)
     ON kakunin.api_keys TO PUBLIC;
+COMMENT ON COLUMN kakunin.api_keys.parent_key_id IS
+    'The API key this key was derived from (by a caller bound with it): the key dies with it and never exceeds it.';
+COMMENT ON COLUMN kakunin.api_keys.parent_serial IS
+    'Serial (lowercase hex) of the certificate this key was derived from (by a caller bound with it): the key dies with it.';
 
 CREATE TRIGGER invalidate_caches
     AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON kakunin.api_keys
@@ -43,10 +50,16 @@ CREATE TABLE kakunin.api_key_events (
     event    text NOT NULL CHECK (event IN ('created', 'rotated', 'revoked', 'claims_updated', 'verify_failed')),
     actor    text NOT NULL,
     agent_id text,
-    reason   text
+    reason   text,
+    occurrences bigint NOT NULL DEFAULT 1
 );
+-- Failed verifications are recorded at most once a minute per backend, stored
+-- key and reason, and pruned after 30 days (src/api_keys.rs).
+CREATE INDEX api_key_events_failures_idx ON kakunin.api_key_events (at) WHERE event = 'verify_failed';
+COMMENT ON COLUMN kakunin.api_key_events.occurrences IS
+    'verify_failed: the failures this row stands for (one backend records a stored key and reason at most once a minute; unknown key ids share one bucket with key_id NULL). 1 for other events.';
 COMMENT ON TABLE kakunin.api_key_events IS
-    'API key events: created, rotated, revoked, claims_updated, verify_failed, with who (role and bound agent), when and why.';
+    'API key events: created, rotated, revoked, claims_updated, and failed verifications (verify_failed, aggregated per minute, kept 30 days), with who (role and bound agent), when and why.';
 GRANT SELECT ON kakunin.api_key_events TO kakunin_admin;
 
 CREATE FUNCTION kakunin.list_api_keys(owner_id text)
@@ -54,7 +67,7 @@ RETURNS TABLE (key_id uuid, name text, owner_id text, tenant_id text, capabiliti
                created_at timestamptz, expires_at timestamptz, revoked_at timestamptz,
                rotated_to uuid, last_used_at timestamptz)
 LANGUAGE sql STABLE
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT k.key_id, k.name, k.owner_id, k.tenant_id, k.capabilities, k.claims,
            k.created_at, k.expires_at, k.revoked_at, k.rotated_to, k.last_used_at

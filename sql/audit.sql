@@ -1,4 +1,4 @@
--- The tamper-evident audit log (src/audit.rs). Appends land in audit_log with
+-- The tamper-evident audit log (src/audit/). Appends land in audit_log with
 -- no position; the sequencer (kakunin.audit_integrate) gives committed entries
 -- their gapless seq, leaf hash and tree nodes; checkpoints sign tree heads.
 
@@ -80,17 +80,39 @@ CREATE TRIGGER append_only BEFORE UPDATE OR DELETE ON kakunin.audit_checkpoints
     FOR EACH ROW EXECUTE FUNCTION kakunin.audit_guard();
 CREATE TRIGGER no_truncate BEFORE TRUNCATE ON kakunin.audit_checkpoints
     FOR EACH STATEMENT EXECUTE FUNCTION kakunin.audit_guard();
+-- The same trigger refuses, when it is written, a payload nested deeper than
+-- verification accepts (64 levels of arrays and objects).
+CREATE TRIGGER check_payload BEFORE INSERT ON kakunin.audit_log
+    FOR EACH ROW EXECUTE FUNCTION kakunin.audit_guard();
 
--- Who may append: the bound agent as itself while its certificate is active
--- (the seed's policy), or kakunin_admin. Agents read their own entries.
+-- The sequencer's lock: a row only the extension owner can lock (advisory
+-- locks are open to every role).
+CREATE TABLE kakunin.audit_sequencer (
+    singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton)
+);
+INSERT INTO kakunin.audit_sequencer VALUES (true);
+COMMENT ON TABLE kakunin.audit_sequencer IS
+    'One row, locked (FOR UPDATE) by whoever integrates audit entries; no role is granted anything on it (internal).';
+
+-- Who may append: the bound agent as itself, in its own tenant, while its
+-- certificate is active (the seed's policy), or kakunin_admin. Agents read
+-- their own entries. Other roles may only write action and payload: actor and
+-- tenant come from the binding, request_id from request.headers.
 ALTER TABLE kakunin.audit_log ENABLE ROW LEVEL SECURITY;
 CREATE POLICY append_as_self ON kakunin.audit_log FOR INSERT
     WITH CHECK ((actor_id OPERATOR(pg_catalog.=) @extschema@.kakunin_agent_id()
+                 AND tenant_id IS NOT DISTINCT FROM @extschema@.kakunin_tenant_id()
                  AND @extschema@.kakunin_cert_status() OPERATOR(pg_catalog.=) 'active')
                 OR pg_catalog.pg_has_role('kakunin_admin', 'MEMBER'));
 CREATE POLICY read_own ON kakunin.audit_log FOR SELECT
     USING (actor_id OPERATOR(pg_catalog.=) @extschema@.kakunin_agent_id()
            OR pg_catalog.pg_has_role('kakunin_admin', 'MEMBER'));
 GRANT SELECT ON kakunin.audit_log, kakunin.audit_checkpoints TO PUBLIC;
-GRANT INSERT (tenant_id, actor_id, request_id, action, payload) ON kakunin.audit_log TO PUBLIC;
+GRANT INSERT (action, payload) ON kakunin.audit_log TO PUBLIC;
+GRANT INSERT (tenant_id, actor_id, request_id, action, payload) ON kakunin.audit_log TO kakunin_admin;
+COMMENT ON COLUMN kakunin.audit_log.actor_id IS
+    'Who appended: the bound agent id, else the session user; an administrative act made by the extension reads role:<name>. Only kakunin_admin may write it directly.';
+COMMENT ON COLUMN kakunin.audit_log.tenant_id IS 'The bound identity''s tenant. Only kakunin_admin may write it directly.';
+COMMENT ON COLUMN kakunin.audit_log.request_id IS
+    'x-request-id from request.headers: supplied by the client (PostgREST forwards it; any session can set request.headers), so it correlates but proves nothing.';
 GRANT USAGE ON SEQUENCE kakunin.audit_log_id_seq TO PUBLIC;

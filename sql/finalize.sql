@@ -51,12 +51,12 @@ COMMENT ON FUNCTION kakunin_tenant_id() IS 'Policy helper: the bound tenant id, 
 COMMENT ON FUNCTION kakunin_cert_serial() IS 'Policy helper: the bound certificate serial (lowercase hex), or NULL.';
 
 COMMENT ON FUNCTION kakunin.create_api_key(text, text, text[], timestamptz, jsonb, text) IS
-    'Creates an API key and returns its id and plaintext, once. Only SHA-256 of the secret is kept. The bound owner or kakunin_admin; a caller bound with an API key can only create keys within its own capabilities, expiry and tenant.';
+    'Creates an API key and returns its id and plaintext, once. Only SHA-256 of the secret is kept. The bound owner (42501 otherwise) derives it from its credential: capabilities within its key''s, claims within its scope (instruments and venues subsets, limits no higher, other claims equal), its tenant (none stays none), expiry no later; the key dies with that credential. kakunin_admin may create any key (recorded in the audit log).';
 COMMENT ON FUNCTION kakunin.verify_api_key(text) IS
-    'Checks an API key: {valid, key_id, owner_id, tenant_id, capabilities, claims, expires_at} or {valid: false, reason: malformed|unknown|revoked|expired}. One index probe and a constant-time hash comparison.';
+    'Checks an API key: {valid, key_id, owner_id, tenant_id, capabilities, claims, expires_at} or {valid: false, reason: malformed|unknown|revoked|expired|suspended|retired}; the status is the most severe of the key''s, the keys and certificate it was derived from, and its agent''s. One index probe and a constant-time hash comparison.';
 COMMENT ON FUNCTION kakunin.bind_api_key(text) IS
     'Binds an API key''s identity (owner as agent id, tenant, capabilities, claims as scope) until the end of the transaction; an invalid key raises 28000.';
-COMMENT ON FUNCTION kakunin.revoke_api_key(uuid, text) IS 'Revokes a key the caller manages; false if it was already revoked.';
+COMMENT ON FUNCTION kakunin.revoke_api_key(uuid, text) IS 'Revokes a key the caller manages (its owner; a caller bound with a key, that key only; kakunin_admin); false if it was already revoked. Keys derived from it stop working too.';
 COMMENT ON FUNCTION kakunin.rotate_api_key(uuid, interval) IS
     'Creates a replacement key with the same owner, capabilities, claims and expiry; the old key works for the grace period only.';
 COMMENT ON FUNCTION kakunin.update_api_key_claims(uuid, jsonb) IS
@@ -75,7 +75,7 @@ BEGIN
 END
 $supabase$;
 COMMENT ON FUNCTION kakunin.pre_request() IS
-    'PostgREST db-pre-request hook: binds from request.headers (x-kakunin-certificate + x-kakunin-proof, else x-api-key); a bad header raises, no header binds nothing. A certificate binds without proof only if the session user (PostgREST''s authenticator) is a kakunin_gateway member.';
+    'PostgREST db-pre-request hook: binds from request.headers (x-kakunin-certificate + x-kakunin-proof, else x-api-key); a bad header raises, no header binds nothing. A certificate binds without proof only if the session user (PostgREST''s authenticator) is a kakunin_gateway member and nothing is bound yet in the transaction; replacing a binding needs the current role to be a gateway.';
 
 -- Revocation channels.
 REVOKE EXECUTE ON FUNCTION kakunin.set_webhook_secret(text) FROM PUBLIC;
@@ -107,21 +107,28 @@ COMMENT ON FUNCTION kakunin.verify_endpoint_stats() IS
 -- checkpoints, verification and proofs reveal no entry content and are open to
 -- all; an evidence export contains entries, so it is kakunin_admin's.
 REVOKE EXECUTE ON FUNCTION kakunin.export_evidence(timestamptz, timestamptz) FROM PUBLIC;
+-- Explicit integration holds the sequencer lock until the caller's transaction
+-- ends: only kakunin_admin may do that (appends and the worker integrate
+-- without exposing the lock to other roles' SQL).
+REVOKE EXECUTE ON FUNCTION kakunin.audit_integrate() FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION kakunin.audit_checkpoint() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION kakunin.audit_integrate() TO kakunin_admin;
+GRANT EXECUTE ON FUNCTION kakunin.audit_checkpoint() TO kakunin_admin;
 GRANT EXECUTE ON FUNCTION kakunin.export_evidence(timestamptz, timestamptz) TO kakunin_admin;
 REVOKE EXECUTE ON FUNCTION kakunin.audit_guard() FROM PUBLIC;
 GRANT SELECT ON kakunin.audit_tree TO PUBLIC;
 COMMENT ON FUNCTION kakunin.audit(text, jsonb) IS
     'Appends an audit entry (actor: the bound agent, or the session user) and returns its id; the sequencer assigns its seq in commit order.';
 COMMENT ON FUNCTION kakunin.audit_integrate() IS
-    'Integrates committed audit entries into the Merkle tree (gapless seq, leaf hashes, nodes); returns how many. Runs automatically from appends and readers.';
+    'Integrates committed audit entries (and this transaction''s) into the Merkle tree (gapless seq, leaf hashes, nodes); returns how many. Waits at most 5 s for another sequencer (55P03). kakunin_admin only; appends and the background worker integrate on their own.';
 COMMENT ON FUNCTION kakunin.audit_checkpoint() IS
-    'Integrates committed entries and records an Ed25519-signed checkpoint (tree size, root hash) in kakunin.audit_checkpoints.';
+    'Integrates committed entries and records an Ed25519-signed checkpoint (tree size, root hash) in kakunin.audit_checkpoints. kakunin_admin only.';
 COMMENT ON FUNCTION kakunin.audit_checkpoint_note() IS
-    'The latest checkpoint as a C2SP tlog-checkpoint signed note (signing a new one if entries arrived since).';
+    'The latest checkpoint as a C2SP tlog-checkpoint signed note; for kakunin_admin, entries are integrated and a new checkpoint signed first if entries arrived since.';
 COMMENT ON FUNCTION kakunin.audit_public_key() IS
     'The checkpoint signing key''s public half, as a C2SP verifier key: <name>+<key hash>+<base64(0x01 || Ed25519 key)>.';
 COMMENT ON FUNCTION kakunin.verify_audit_log() IS
-    'Recomputes every leaf and the tree and checks every checkpoint: {ok, entries, checkpoints, first_bad_seq, reason}.';
+    'Recomputes every leaf and the tree and checks every checkpoint: {ok, entries, checkpoints, first_bad_seq, reason}. Verifies what is integrated; for kakunin_admin it integrates first.';
 COMMENT ON FUNCTION kakunin.audit_inclusion_proof(bigint, bigint) IS
     'RFC 6962 inclusion proof of entry seq in the tree of tree_size entries (default: the latest checkpoint), hashes in hex.';
 COMMENT ON FUNCTION kakunin.audit_consistency_proof(bigint, bigint) IS

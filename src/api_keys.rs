@@ -11,8 +11,8 @@
 use std::cell::Cell;
 
 use kakunin_core::api_key::{self, ParsedKey};
-use kakunin_core::binding::{Binding, CertStatus};
-use kakunin_core::scope::FinancialScope;
+use kakunin_core::binding::{worst, Binding, CertStatus};
+use kakunin_core::scope::{self, FinancialScope};
 use pgrx::datum::{Interval, TimestampWithTimeZone};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
@@ -35,15 +35,19 @@ struct KeyRow {
     /// costs no more than an unknown id.
     claims: String,
     expires_at: Option<i64>,
-    revoked: bool,
     /// Seconds since the key was last recorded as used (None: never).
     idle_seconds: Option<i64>,
 }
 
-/// The outcome of checking a presented key; `Err` holds the stable reason.
-fn verify(text: &str) -> Result<(ParsedKey, KeyRow), &'static str> {
+/// Why a key was refused, and the key id if such a key is stored.
+type Refused = (&'static str, Option<[u8; 16]>);
+
+/// The outcome of checking a presented key; `Err` holds the stable reason
+/// (`malformed`, `unknown`, or the key's status: `revoked`, `expired`,
+/// `suspended`, `retired`) and the key id if such a key is stored.
+fn verify(text: &str) -> Result<(ParsedKey, KeyRow), Refused> {
     let Some(parsed) = api_key::parse(text.trim()) else {
-        return Err("malformed");
+        return Err(("malformed", None));
     };
     let row = fetch(&parsed.key_id);
     // Hash and compare even when the id is unknown: the two cases cost the same.
@@ -51,18 +55,21 @@ fn verify(text: &str) -> Result<(ParsedKey, KeyRow), &'static str> {
         &parsed.secret,
         row.as_ref().map(|r| r.secret_hash.as_slice()),
     ) {
-        return Err("unknown");
+        return Err(("unknown", row.map(|_| parsed.key_id)));
     }
     let Some(row) = row else {
-        return Err("unknown");
+        return Err(("unknown", None));
     };
-    if row.revoked {
-        return Err("revoked");
+    // Everything that can end a key: its own revocation and expiry, the
+    // credential it was derived from, and its agent's status (issue 14).
+    let before = crate::invalidation::epoch();
+    crate::invalidation::refresh();
+    let key_id = api_key::uuid_string(&parsed.key_id);
+    match key_status(&key_id, Visibility::Latest, before, now_unix()) {
+        CertStatus::Active => Ok((parsed, row)),
+        CertStatus::Unknown => Err(("revoked", Some(parsed.key_id))),
+        other => Err((other.as_str(), Some(parsed.key_id))),
     }
-    if row.expires_at.is_some_and(|t| t <= now_unix()) {
-        return Err("expired");
-    }
-    Ok((parsed, row))
 }
 
 thread_local! {
@@ -79,7 +86,7 @@ fn fetch(key_id: &[u8; 16]) -> Option<KeyRow> {
             Visibility::Latest,
             &FETCH_PLAN,
             c"SELECT secret_hash, owner_id, tenant_id, capabilities, claims::text,
-                     extract(epoch FROM expires_at)::float8, revoked_at IS NOT NULL,
+                     extract(epoch FROM expires_at)::float8,
                      extract(epoch FROM pg_catalog.now() - last_used_at)::float8
               FROM kakunin.api_keys WHERE key_id OPERATOR(pg_catalog.=) $1",
             &[pg_sys::UUIDOID],
@@ -91,8 +98,7 @@ fn fetch(key_id: &[u8; 16]) -> Option<KeyRow> {
                 capabilities: row.get::<Vec<String>>(4).unwrap_or_default(),
                 claims: row.get::<String>(5).unwrap_or_default(),
                 expires_at: row.get::<f64>(6).map(|t| t as i64),
-                revoked: row.get::<bool>(7).unwrap_or(true),
-                idle_seconds: row.get::<f64>(8).map(|t| t as i64),
+                idle_seconds: row.get::<f64>(7).map(|t| t as i64),
             },
         )
         .into_iter()
@@ -106,30 +112,93 @@ impl KeyRow {
     }
 }
 
-/// Records an event (created, rotated, revoked, claims_updated, verify_failed).
+/// Records a management event (created, rotated, revoked, claims_updated).
 /// Skipped in read-only transactions and on a standby, where verification must
 /// still work.
 fn record(key_id: Option<&[u8; 16]>, event: &str, reason: Option<&str>) {
-    if !privilege::writable() {
-        return;
+    if privilege::writable() {
+        insert_event(key_id, event, reason, 1);
     }
+}
+
+fn insert_event(key_id: Option<&[u8; 16]>, event: &str, reason: Option<&str>, occurrences: i64) {
     let actor = privilege::current_user_name();
     let agent = binding_setting::current().map(|b| b.agent_id.clone());
     let key = key_id.map(|k| pgrx::Uuid::from_bytes(*k));
     privilege::as_extension_owner(|| {
-        Spi::run_with_args(
-            "INSERT INTO kakunin.api_key_events (key_id, event, actor, agent_id, reason)
-             VALUES ($1, $2, $3, $4, $5)",
+        spi_plans::run(
+            "INSERT INTO kakunin.api_key_events (key_id, event, actor, agent_id, reason, occurrences)
+             VALUES ($1, $2, $3, $4, $5, $6)",
             &[
                 key.into(),
                 event.into(),
                 actor.as_str().into(),
                 agent.into(),
                 reason.into(),
+                occurrences.into(),
             ],
         )
     })
     .unwrap_or_else(|e| spi_failed("record an API key event", e));
+}
+
+/// Failed verifications of one (stored key, reason) are recorded at most once
+/// a minute per backend; the row counts the failures it stands for. Key ids
+/// that are not stored share one bucket (no key id), so no caller can make the
+/// table grow faster than backends x (stored keys + 1) x reasons rows a minute,
+/// and rows older than [`FAILURE_RETENTION`] are pruned as new ones arrive.
+const FAILURE_WINDOW: std::time::Duration = std::time::Duration::from_secs(60);
+const FAILURE_RETENTION: &str = "30 days";
+
+fn record_failure(key_id: Option<&[u8; 16]>, reason: &'static str) {
+    thread_local! {
+        /// (reason, key) -> (last recorded, failures since)
+        static WINDOWS: std::cell::RefCell<std::collections::HashMap<Refused, (std::time::Instant, i64)>>
+            = std::cell::RefCell::new(std::collections::HashMap::new());
+    }
+    if !privilege::writable() {
+        return;
+    }
+    let bucket = (reason, key_id.copied());
+    let occurrences = WINDOWS.with_borrow_mut(|windows| {
+        let now = std::time::Instant::now();
+        match windows.get_mut(&bucket) {
+            Some((at, since)) if now.duration_since(*at) < FAILURE_WINDOW => {
+                *since += 1;
+                None
+            }
+            // The failures counted in the closed window go with this record.
+            Some((at, since)) => {
+                let occurrences = *since + 1;
+                (*at, *since) = (now, 0);
+                Some(occurrences)
+            }
+            None => {
+                if windows.len() >= 1024 {
+                    windows.retain(|_, (at, _)| now.duration_since(*at) < FAILURE_WINDOW);
+                }
+                windows.insert(bucket, (now, 0));
+                Some(1)
+            }
+        }
+    });
+    let Some(occurrences) = occurrences else {
+        return;
+    };
+    insert_event(key_id, "verify_failed", Some(reason), occurrences);
+    privilege::as_extension_owner(|| {
+        spi_plans::run(
+            &format!(
+                "DELETE FROM kakunin.api_key_events WHERE id IN (
+                     SELECT id FROM kakunin.api_key_events
+                     WHERE event OPERATOR(pg_catalog.=) 'verify_failed'
+                       AND at OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-) interval '{FAILURE_RETENTION}')
+                     LIMIT 100 FOR UPDATE SKIP LOCKED)"
+            ),
+            &[],
+        )
+    })
+    .unwrap_or_else(|e| spi_failed("prune old API key failures", e));
 }
 
 /// Writes `last_used_at` at most once a minute per key, never blocking on a
@@ -141,7 +210,7 @@ fn touch(key_id: &[u8; 16], row: &KeyRow) {
     }
     let key = pgrx::Uuid::from_bytes(*key_id);
     privilege::as_extension_owner(|| {
-        Spi::run_with_args(
+        spi_plans::run(
             "UPDATE kakunin.api_keys SET last_used_at = pg_catalog.now()
              WHERE key_id = (SELECT key_id FROM kakunin.api_keys
                              WHERE key_id OPERATOR(pg_catalog.=) $1
@@ -157,7 +226,7 @@ fn touch(key_id: &[u8; 16], row: &KeyRow) {
 /// `kakunin.verify_api_key(api_key) → jsonb`.
 #[pg_extern(schema = "kakunin", volatile, parallel_unsafe)]
 fn verify_api_key(api_key: Option<&str>) -> pgrx::JsonB {
-    let result = match api_key.map(verify).unwrap_or(Err("malformed")) {
+    let result = match api_key.map(verify).unwrap_or(Err(("malformed", None))) {
         Ok((parsed, row)) => {
             touch(&parsed.key_id, &row);
             json!({
@@ -170,11 +239,8 @@ fn verify_api_key(api_key: Option<&str>) -> pgrx::JsonB {
                 "expires_at": row.expires_at.map(kakunin_core::rfc3339),
             })
         }
-        Err(reason) => {
-            let key_id = api_key
-                .and_then(|k| api_key::parse(k.trim()))
-                .map(|p| p.key_id);
-            record(key_id.as_ref(), "verify_failed", Some(reason));
+        Err((reason, stored_key)) => {
+            record_failure(stored_key.as_ref(), reason);
             json!({"valid": false, "reason": reason})
         }
     };
@@ -203,7 +269,7 @@ fn bind_api_key(api_key: Option<&str>) -> pgrx::JsonB {
 /// Verifies `text` and binds the key's identity; raises 28000 if invalid.
 pub fn bind_key(text: &str) -> std::rc::Rc<Binding> {
     let (parsed, row) = verify(text)
-        .map_err(|reason| identity(format!("API key refused: {reason}")))
+        .map_err(|(reason, _)| identity(format!("API key refused: {reason}")))
         .or_raise();
     touch(&parsed.key_id, &row);
     // A key's claims may carry a financial scope, in the certificate's format.
@@ -227,14 +293,28 @@ pub fn bind_key(text: &str) -> std::rc::Rc<Binding> {
     store(binding, privilege::caller_is_gateway())
 }
 
-#[derive(Clone, Copy)]
+/// What decides a key's status: the key and the keys it was derived from
+/// (nearest first), and the certificate at the root of that lineage, if any.
+#[derive(Clone)]
 struct KeyState {
+    owner_id: String,
+    /// Any key of the lineage revoked, or a parent missing (fail closed).
     revoked: bool,
+    /// The earliest expiry along the lineage.
     expires_at: Option<i64>,
+    /// Serial of the certificate the lineage was derived from.
+    root_serial: Option<String>,
 }
 
-/// Live state of a key for a binding: revoked, expired (the stored expiry may
-/// have been shortened by a rotation), or active. Cached per invalidation epoch.
+/// How many keys deep a lineage is followed; a deeper one counts as broken.
+const MAX_LINEAGE: i32 = 16;
+
+/// Live state of a key: revoked (itself, or any key it was derived from),
+/// expired (the earliest expiry along its lineage; a rotation may have
+/// shortened one), or the status of its agent and of the certificate its
+/// lineage was derived from, the most severe winning. Read as the extension
+/// owner (the lineage may hold keys RLS hides from the caller) and cached per
+/// invalidation epoch.
 pub fn key_status(key_id: &str, visibility: Visibility, epoch_before: u64, now: i64) -> CertStatus {
     thread_local! {
         static PLAN: Cell<pg_sys::SPIPlanPtr> = const { Cell::new(std::ptr::null_mut()) };
@@ -245,40 +325,84 @@ pub fn key_status(key_id: &str, visibility: Visibility, epoch_before: u64, now: 
         Some(state) => state,
         None => {
             let arg = key_id.into_datum().unwrap_or(pg_sys::Datum::from(0));
-            let state = spi_plans::query(
-                visibility,
-                &PLAN,
-                c"SELECT revoked_at IS NOT NULL, extract(epoch FROM expires_at)::float8
-                  FROM kakunin.api_keys WHERE key_id OPERATOR(pg_catalog.=) $1::uuid",
-                &[pg_sys::TEXTOID],
-                &[arg],
-                |row| KeyState {
-                    revoked: row.get::<bool>(1).unwrap_or(true),
-                    expires_at: row.get::<f64>(2).map(|t| t as i64),
-                },
-            )
-            .into_iter()
-            .next();
-            CACHE.with(|c| c.insert(key_id.to_string(), tag_for(visibility, epoch_before), state));
+            let depth = MAX_LINEAGE.into_datum().unwrap_or(pg_sys::Datum::from(0));
+            let rows = privilege::as_extension_owner(|| {
+                spi_plans::query(
+                    visibility,
+                    &PLAN,
+                    c"WITH RECURSIVE lineage AS (
+                          SELECT k.owner_id, k.revoked_at, k.expires_at, k.parent_key_id, k.parent_serial, 1 AS depth
+                          FROM kakunin.api_keys k WHERE k.key_id OPERATOR(pg_catalog.=) $1::uuid
+                        UNION ALL
+                          SELECT p.owner_id, p.revoked_at, p.expires_at, p.parent_key_id, p.parent_serial,
+                                 l.depth OPERATOR(pg_catalog.+) 1
+                          FROM lineage l JOIN kakunin.api_keys p ON p.key_id OPERATOR(pg_catalog.=) l.parent_key_id
+                          WHERE l.depth OPERATOR(pg_catalog.<) $2)
+                      SELECT owner_id, revoked_at IS NOT NULL, extract(epoch FROM expires_at)::float8,
+                             parent_key_id IS NOT NULL, parent_serial
+                      FROM lineage ORDER BY depth",
+                    &[pg_sys::TEXTOID, pg_sys::INT4OID],
+                    &[arg, depth],
+                    |row| {
+                        (
+                            row.get::<String>(1).unwrap_or_default(),
+                            row.get::<bool>(2).unwrap_or(true),
+                            row.get::<f64>(3).map(|t| t as i64),
+                            row.get::<bool>(4).unwrap_or(true),
+                            row.get::<String>(5),
+                        )
+                    },
+                )
+            });
+            let state = rows.first().map(|(owner_id, ..)| KeyState {
+                owner_id: owner_id.clone(),
+                // The last key read still names a parent: it is missing, or the
+                // lineage is deeper than we follow.
+                revoked: rows.iter().any(|r| r.1) || rows.last().is_some_and(|r| r.3),
+                expires_at: rows.iter().filter_map(|r| r.2).min(),
+                root_serial: rows.last().and_then(|r| r.4.clone()),
+            });
+            CACHE.with(|c| {
+                c.insert(
+                    key_id.to_string(),
+                    tag_for(visibility, epoch_before),
+                    state.clone(),
+                )
+            });
             state
         }
     };
-    match state {
-        // A deleted key fails closed.
-        None => CertStatus::Revoked,
-        Some(KeyState { revoked: true, .. }) => CertStatus::Revoked,
-        Some(KeyState {
-            expires_at: Some(t),
-            ..
-        }) if t <= now => CertStatus::Expired,
-        Some(_) => CertStatus::Active,
+    // A deleted key fails closed.
+    let Some(state) = state else {
+        return CertStatus::Revoked;
+    };
+    if state.revoked {
+        return CertStatus::Revoked;
     }
+    let registry = crate::registry::registry_status(
+        state.root_serial.as_deref().unwrap_or(""),
+        &state.owner_id,
+        visibility,
+        epoch_before,
+    );
+    let own = match state.expires_at {
+        Some(t) if t <= now => CertStatus::Expired,
+        _ => CertStatus::Active,
+    };
+    registry.map_or(own, |r| worst(own, r))
 }
 
 /// Who is creating or changing keys, and within which limits.
 struct Caller {
     admin: bool,
     bound: Option<std::rc::Rc<Binding>>,
+}
+
+/// The credential a key was derived from: it never outlives it or exceeds it.
+#[derive(Default)]
+struct Lineage {
+    parent_key_id: Option<pgrx::Uuid>,
+    parent_serial: Option<String>,
 }
 
 impl Caller {
@@ -309,48 +433,140 @@ impl Caller {
             .raise(),
         }
     }
+
+    /// Revoking, rotating or changing a key: its owner, or an admin; a caller
+    /// bound by an API key manages that key only, never its siblings.
+    fn require_manager(&self, key_id: pgrx::Uuid, owner_id: &str) {
+        self.require_owner(owner_id);
+        if let Some(own) = self.limiting_key() {
+            if own.key_id.as_deref() != Some(key_id.to_string().as_str()) {
+                KakuninError::Privilege(format!(
+                    "permission denied: a caller bound with an API key manages only that key, not {key_id}"
+                ))
+                .raise();
+            }
+        }
+    }
+
+    /// For a caller that is not an admin, what a new key derives from its
+    /// credential, after checking that the key stays inside it: capabilities
+    /// (a key's own), scope and claims ([`scope::narrows`]), tenant (none stays
+    /// none), expiry (never past the credential's, through `expiry_cap`).
+    fn derive(&self, capabilities: &[String], claims: &Value, tenant_id: Option<&str>) -> Derived {
+        let Some(own) = self.bound.as_deref().filter(|_| !self.admin) else {
+            return Derived {
+                lineage: Lineage::default(),
+                claims: claims.clone(),
+                tenant_id: tenant_id.map(str::to_string),
+                expiry_cap: None,
+            };
+        };
+        let denied = |what: String| -> ! {
+            KakuninError::Privilege(format!("permission denied: {what}")).raise()
+        };
+        if own.key_id.is_some() {
+            if let Some(extra) = capabilities.iter().find(|c| !own.capabilities.contains(c)) {
+                denied(format!(
+                    "a key cannot create a key with capability \"{extra}\" it does not have"
+                ));
+            }
+        }
+        let empty = serde_json::Map::new();
+        let mut child = claims.as_object().cloned().unwrap_or_default();
+        let parent = own.scope.as_object().unwrap_or(&empty);
+        scope::inherit_limits(&mut child, parent);
+        if let Err(e) = scope::narrows(&child, parent) {
+            denied(format!(
+                "a derived key's claims must stay within the bound credential: {e}"
+            ));
+        }
+        if tenant_id.is_some() && tenant_id != own.tenant_id.as_deref() {
+            denied(match &own.tenant_id {
+                Some(t) => format!("the bound identity belongs to tenant \"{t}\""),
+                None => {
+                    "the bound identity belongs to no tenant, so its keys belong to none".into()
+                }
+            });
+        }
+        let lineage = match &own.key_id {
+            Some(k) => Lineage {
+                parent_key_id: uuid_from_text(k),
+                parent_serial: None,
+            },
+            None => Lineage {
+                parent_key_id: None,
+                parent_serial: Some(own.serial.clone()),
+            },
+        };
+        Derived {
+            lineage,
+            claims: Value::Object(child),
+            tenant_id: own.tenant_id.clone(),
+            expiry_cap: Some(own.not_after).filter(|t| *t != i64::MAX),
+        }
+    }
+}
+
+/// What [`Caller::derive`] decided a new key holds.
+struct Derived {
+    lineage: Lineage,
+    /// The claims to store (limits the parent sets and the child did not, added).
+    claims: Value,
+    tenant_id: Option<String>,
+    /// Unix seconds the key's expiry may not pass.
+    expiry_cap: Option<i64>,
 }
 
 fn key_uuid(key_id: &[u8; 16]) -> pgrx::Uuid {
     pgrx::Uuid::from_bytes(*key_id)
 }
 
-/// Inserts a new key row and returns (key id, plaintext).
-#[allow(clippy::too_many_arguments)]
-/// `expiry_cap` (unix seconds) bounds `expires_at` for callers that may not
-/// outlive their own key.
-fn insert_key(
-    owner_id: &str,
-    name: &str,
-    capabilities: &[String],
+fn uuid_from_text(text: &str) -> Option<pgrx::Uuid> {
+    let bytes: [u8; 16] = hex::decode(text.replace('-', "")).ok()?.try_into().ok()?;
+    Some(pgrx::Uuid::from_bytes(bytes))
+}
+
+/// What a new key row holds besides its generated id and secret.
+struct NewKey<'a> {
+    owner_id: &'a str,
+    name: &'a str,
+    capabilities: &'a [String],
     expires_at: Option<TimestampWithTimeZone>,
+    /// Unix seconds `expires_at` may not pass (the deriving credential's expiry).
     expiry_cap: Option<i64>,
-    claims: &Value,
-    tenant_id: Option<&str>,
-) -> (pgrx::Uuid, String) {
+    claims: &'a Value,
+    tenant_id: Option<&'a str>,
+    lineage: Lineage,
+}
+
+/// Inserts a new key row and returns (key id, plaintext).
+fn insert_key(key: NewKey<'_>) -> (pgrx::Uuid, String) {
     let new = api_key::generate()
         .map_err(KakuninError::InvalidArgument)
         .or_raise();
     let actor = privilege::current_user_name();
     privilege::as_extension_owner(|| {
-        Spi::run_with_args(
+        spi_plans::run(
             "INSERT INTO kakunin.api_keys
-                 (key_id, owner_id, tenant_id, name, secret_hash, capabilities, claims, expires_at, created_by)
+                 (key_id, owner_id, tenant_id, name, secret_hash, capabilities, claims, expires_at, created_by,
+                  parent_key_id, parent_serial)
              VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb,
                      CASE WHEN $10::float8 IS NULL THEN $8
                           ELSE LEAST(coalesce($8, 'infinity'), pg_catalog.to_timestamp($10)) END,
-                     $9)",
+                     $9, $11, $12)",
             &[
                 key_uuid(&new.key_id).into(),
-                owner_id.into(),
-                tenant_id.into(),
-                name.into(),
+                key.owner_id.into(),
+                key.tenant_id.into(),
+                key.name.into(),
                 new.secret_hash.as_slice().into(),
-                capabilities.to_vec().into(),
-                claims.to_string().into(),
-                expires_at.into(),
+                key.capabilities.to_vec().into(),
+                key.claims.to_string().into(),
+                key.expires_at.into(),
                 actor.as_str().into(),
-                expiry_cap.map(|t| t as f64).into(),
+                key.expiry_cap.map(|t| t as f64).into(),
+                key.lineage.parent_key_id.into(),
+                key.lineage.parent_serial.into(),
             ],
         )
     })
@@ -373,7 +589,9 @@ fn check_capabilities(capabilities: &[String]) {
 }
 
 /// `kakunin.create_api_key(...) → TABLE(key_id uuid, api_key text)`: the
-/// plaintext is returned once and stored nowhere.
+/// plaintext is returned once and stored nowhere. A caller that is not an
+/// admin derives the key from its bound credential ([`Caller::derive`]); the
+/// key dies with that credential ([`key_status`]).
 #[pg_extern(schema = "kakunin", volatile, parallel_unsafe)]
 fn create_api_key(
     owner_id: Option<&str>,
@@ -407,41 +625,29 @@ fn create_api_key(
     }
     let caller = Caller::current();
     caller.require_owner(owner_id);
-    let mut tenant_id = tenant_id.map(str::to_string);
-    let mut expiry_cap = None;
-    if let Some(own) = caller.limiting_key() {
-        if let Some(extra) = capabilities.iter().find(|c| !own.capabilities.contains(c)) {
-            KakuninError::Privilege(format!(
-                "permission denied: a key cannot create a key with capability \"{extra}\" it does not have"
-            ))
-            .raise();
-        }
-        // Never outlive the key that created it.
-        expiry_cap = Some(own.not_after).filter(|t| *t != i64::MAX);
-    }
-    if let Some(bound_tenant) = caller
-        .bound
-        .as_ref()
-        .filter(|_| !caller.admin)
-        .and_then(|b| b.tenant_id.clone())
-    {
-        if tenant_id.as_ref().is_some_and(|t| *t != bound_tenant) {
-            KakuninError::Privilege(format!(
-                "permission denied: the bound identity belongs to tenant \"{bound_tenant}\""
-            ))
-            .raise();
-        }
-        tenant_id = Some(bound_tenant);
-    }
-    let (key_id, plaintext) = insert_key(
+    let Derived {
+        lineage,
+        claims,
+        tenant_id,
+        expiry_cap,
+    } = caller.derive(&capabilities, &claims, tenant_id);
+    let (key_id, plaintext) = insert_key(NewKey {
         owner_id,
         name,
-        &capabilities,
+        capabilities: &capabilities,
         expires_at,
         expiry_cap,
-        &claims,
-        tenant_id.as_deref(),
-    );
+        claims: &claims,
+        tenant_id: tenant_id.as_deref(),
+        lineage,
+    });
+    if caller.admin {
+        crate::audit::admin_act(
+            "kakunin.api_key.created",
+            json!({"key_id": key_id.to_string(), "owner_id": owner_id, "capabilities": capabilities,
+                   "claims": claims, "tenant_id": tenant_id}),
+        );
+    }
     TableIterator::once((key_id, plaintext))
 }
 
@@ -453,14 +659,17 @@ struct ManagedKey {
     capabilities: Vec<String>,
     claims: Value,
     revoked: bool,
+    expires_at: Option<TimestampWithTimeZone>,
+    lineage: Lineage,
 }
 
 /// Reads a key the caller may manage: RLS on `kakunin.api_keys` (owner or
 /// admin) decides visibility, exactly as for a plain SELECT.
 fn visible_key(key_id: pgrx::Uuid) -> ManagedKey {
-    let row = Spi::connect(|client| {
+    let row = spi_plans::connect(|client| {
         let table = client.select(
-            "SELECT owner_id, tenant_id, name, capabilities, claims::text, revoked_at IS NOT NULL
+            "SELECT owner_id, tenant_id, name, capabilities, claims::text, revoked_at IS NOT NULL,
+                    expires_at, parent_key_id, parent_serial
              FROM kakunin.api_keys WHERE key_id OPERATOR(pg_catalog.=) $1",
             Some(1),
             &[key_id.into()],
@@ -479,6 +688,11 @@ fn visible_key(key_id: pgrx::Uuid) -> ManagedKey {
                 .and_then(|c| serde_json::from_str(&c).ok())
                 .unwrap_or_else(|| json!({})),
             revoked: row.get::<bool>(6)?.unwrap_or(true),
+            expires_at: row.get::<TimestampWithTimeZone>(7)?,
+            lineage: Lineage {
+                parent_key_id: row.get::<pgrx::Uuid>(8)?,
+                parent_serial: row.get::<String>(9)?,
+            },
         }))
     })
     .unwrap_or_else(|e| spi_failed("read kakunin.api_keys", e));
@@ -497,9 +711,10 @@ fn revoke_api_key(key_id: Option<pgrx::Uuid>, reason: default!(Option<&str>, "NU
         .ok_or(KakuninError::NullArgument("key_id"))
         .or_raise();
     let key = visible_key(key_id);
-    Caller::current().require_owner(&key.owner_id);
+    let caller = Caller::current();
+    caller.require_manager(key_id, &key.owner_id);
     let changed = privilege::as_extension_owner(|| {
-        Spi::connect_mut(|client| {
+        spi_plans::connect_mut(|client| {
             client
                 .update(
                     "UPDATE kakunin.api_keys SET revoked_at = pg_catalog.now(), revoked_reason = $2
@@ -513,13 +728,19 @@ fn revoke_api_key(key_id: Option<pgrx::Uuid>, reason: default!(Option<&str>, "NU
     .unwrap_or_else(|e| spi_failed("revoke the API key", e));
     if changed > 0 {
         record(Some(key_id.as_bytes()), "revoked", reason);
+        if caller.admin {
+            crate::audit::admin_act(
+                "kakunin.api_key.revoked",
+                json!({"key_id": key_id.to_string(), "owner_id": key.owner_id, "reason": reason}),
+            );
+        }
     }
     changed > 0
 }
 
 /// `kakunin.rotate_api_key(key_id, grace) → TABLE(key_id, api_key)`: a new key
-/// with the same owner, tenant, name, capabilities, claims and expiry; the old
-/// one keeps working for `grace` only.
+/// with the same owner, tenant, name, capabilities, claims, expiry and
+/// lineage; the old one keeps working for `grace` only.
 #[pg_extern(schema = "kakunin", volatile, parallel_unsafe)]
 fn rotate_api_key(
     key_id: Option<pgrx::Uuid>,
@@ -529,27 +750,24 @@ fn rotate_api_key(
         .ok_or(KakuninError::NullArgument("key_id"))
         .or_raise();
     let key = visible_key(key_id);
-    Caller::current().require_owner(&key.owner_id);
+    let caller = Caller::current();
+    caller.require_manager(key_id, &key.owner_id);
     if key.revoked {
         KakuninError::InvalidArgument(format!("API key {key_id} is revoked and cannot be rotated"))
             .raise();
     }
-    let expires_at = Spi::get_one_with_args::<TimestampWithTimeZone>(
-        "SELECT expires_at FROM kakunin.api_keys WHERE key_id OPERATOR(pg_catalog.=) $1",
-        &[key_id.into()],
-    )
-    .unwrap_or_else(|e| spi_failed("read kakunin.api_keys", e));
-    let (new_id, plaintext) = insert_key(
-        &key.owner_id,
-        &key.name,
-        &key.capabilities,
-        expires_at,
-        None,
-        &key.claims,
-        key.tenant_id.as_deref(),
-    );
+    let (new_id, plaintext) = insert_key(NewKey {
+        owner_id: &key.owner_id,
+        name: &key.name,
+        capabilities: &key.capabilities,
+        expires_at: key.expires_at,
+        expiry_cap: None,
+        claims: &key.claims,
+        tenant_id: key.tenant_id.as_deref(),
+        lineage: key.lineage,
+    });
     privilege::as_extension_owner(|| {
-        Spi::run_with_args(
+        spi_plans::run(
             "UPDATE kakunin.api_keys
              SET rotated_to = $2,
                  expires_at = LEAST(coalesce(expires_at, 'infinity'),
@@ -564,11 +782,18 @@ fn rotate_api_key(
         "rotated",
         Some(&format!("replaced by {new_id}")),
     );
+    if caller.admin {
+        crate::audit::admin_act(
+            "kakunin.api_key.rotated",
+            json!({"key_id": key_id.to_string(), "replaced_by": new_id.to_string(), "owner_id": key.owner_id}),
+        );
+    }
     TableIterator::once((new_id, plaintext))
 }
 
 /// `kakunin.update_api_key_claims(key_id, claims) → jsonb`. Claims may carry a
-/// financial scope, so a caller bound with an API key cannot change any.
+/// financial scope, so a caller bound with an API key cannot change any, and
+/// an owner bound by certificate only within its certificate's scope.
 #[pg_extern(schema = "kakunin", volatile, parallel_unsafe)]
 fn update_api_key_claims(key_id: Option<pgrx::Uuid>, claims: Option<pgrx::JsonB>) -> pgrx::JsonB {
     let key_id = key_id
@@ -583,30 +808,36 @@ fn update_api_key_claims(key_id: Option<pgrx::Uuid>, claims: Option<pgrx::JsonB>
     }
     let key = visible_key(key_id);
     let caller = Caller::current();
-    caller.require_owner(&key.owner_id);
+    caller.require_manager(key_id, &key.owner_id);
     if caller.limiting_key().is_some() {
         KakuninError::Privilege(
             "permission denied: a caller bound with an API key cannot change key claims".into(),
         )
         .raise();
     }
+    // The same bounds as creating the key from the bound certificate.
+    let claims = caller.derive(&[], &claims, key.tenant_id.as_deref()).claims;
     privilege::as_extension_owner(|| {
-        Spi::run_with_args(
+        spi_plans::run(
             "UPDATE kakunin.api_keys SET claims = $2::jsonb WHERE key_id OPERATOR(pg_catalog.=) $1",
             &[key_id.into(), claims.to_string().into()],
         )
     })
     .unwrap_or_else(|e| spi_failed("update the API key's claims", e));
     record(Some(key_id.as_bytes()), "claims_updated", None);
+    if caller.admin {
+        crate::audit::admin_act(
+            "kakunin.api_key.claims_updated",
+            json!({"key_id": key_id.to_string(), "owner_id": key.owner_id, "claims": claims}),
+        );
+    }
     pgrx::JsonB(json!({"key_id": key_id.to_string(), "claims": claims}))
 }
 
 /// `kakunin_key_id() → uuid`: the bound API key, NULL for a certificate binding.
 #[pg_extern(stable, parallel_safe)]
 fn kakunin_key_id() -> Option<pgrx::Uuid> {
-    let key_id = binding_setting::current()?.key_id.clone()?;
-    let bytes: [u8; 16] = hex::decode(key_id.replace('-', "")).ok()?.try_into().ok()?;
-    Some(pgrx::Uuid::from_bytes(bytes))
+    uuid_from_text(binding_setting::current()?.key_id.as_deref()?)
 }
 
 /// `kakunin.authorize(capability) → boolean`: true while the bound API key is

@@ -10,7 +10,7 @@ use serde_json::json;
 
 use crate::certificate::{self, Checked};
 use crate::error::{spi_failed, KakuninError, OrRaise};
-use crate::spi_plans::Visibility;
+use crate::spi_plans::{self, Visibility};
 use crate::{binding_setting, privilege, registry, verify_endpoint};
 
 pub fn identity(message: impl Into<String>) -> KakuninError {
@@ -47,7 +47,9 @@ fn bind(certificate: Option<&str>, proof: Option<&str>) -> (Rc<Binding>, CertSta
     bind_with(certificate, proof, privilege::caller_is_gateway())
 }
 
-/// As [`bind`], with the caller's gateway standing decided by the caller.
+/// As [`bind`], with whether a certificate alone suffices (`gateway`) decided
+/// by the caller. Replacing a binding is decided by [`store`], always from the
+/// current role.
 pub fn bind_with(
     certificate: Option<&str>,
     proof: Option<&str>,
@@ -97,7 +99,7 @@ pub fn bind_with(
             .map(|s| s.as_str().to_string()),
     };
     let status = online.map_or(checked.status, |o| worst(checked.status, o));
-    (store(binding, gateway), status)
+    (store(binding, privilege::caller_is_gateway()), status)
 }
 
 /// Stores a validated binding for the rest of the transaction. A caller that
@@ -139,7 +141,7 @@ fn check_proof(jws: &str, checked: &Checked, now: i64) {
     // A jti must stay recorded for as long as its iat keeps the proof fresh.
     let expires = claims.iat + proof::MAX_AGE_SECONDS + proof::MAX_FUTURE_SKEW_SECONDS;
     let fresh = privilege::as_extension_owner(|| {
-        Spi::connect_mut(|client| {
+        spi_plans::connect_mut(|client| {
             client.update(
                 "DELETE FROM kakunin.proof_replay WHERE expires_at OPERATOR(pg_catalog.<) pg_catalog.now()",
                 None,

@@ -135,6 +135,19 @@ pub fn set_local(binding: Binding) -> Rc<Binding> {
     // SAFETY: MyProcPid is set once at backend start and only read here.
     let pid = unsafe { pg_sys::MyProcPid };
     let encoded = binding.encode(&format!("{pid}.{}", NONCE.get()));
+    // The leader keeps `binding`; parallel workers and restores decode the
+    // text. A binding that does not decode to itself would read differently in
+    // different processes, so it is refused here (issue 14).
+    if Binding::decode(&encoded)
+        .map(|(_, decoded)| decoded)
+        .as_ref()
+        != Some(&binding)
+    {
+        crate::error::KakuninError::InvalidArgument(
+            "the identity cannot be bound: its scope or claims do not survive being copied into every process that evaluates a policy (for example a number JSON cannot carry exactly)".into(),
+        )
+        .raise();
+    }
     // JSON escapes control characters, so the encoding never holds a NUL.
     let value = CString::new(encoded).unwrap_or_default();
 

@@ -50,7 +50,7 @@ fn load_crl(crl: Option<&str>) -> pgrx::JsonB {
         .raise();
     }
 
-    let loaded = Spi::connect(|client| {
+    let loaded = spi_plans::connect(|client| {
         let table = client.select(
             "SELECT crl_number, extract(epoch FROM this_update)::float8 FROM kakunin.crls
              WHERE issuer_der OPERATOR(pg_catalog.=) $1",
@@ -89,7 +89,7 @@ fn load_crl(crl: Option<&str>) -> pgrx::JsonB {
         .map(|r| format!("crl: {}", r.reason.as_deref().unwrap_or("unspecified")))
         .collect();
     let newly_revoked = privilege::as_extension_owner(|| {
-        Spi::connect_mut(|client| {
+        spi_plans::connect_mut(|client| {
             client.update(
                 "INSERT INTO kakunin.crls (issuer_der, issuer, crl_number, this_update, next_update, entries, crl, loaded_by)
                  VALUES ($1, $2, $3, pg_catalog.to_timestamp($4), pg_catalog.to_timestamp($5), $6, $7, $8)
@@ -127,14 +127,16 @@ fn load_crl(crl: Option<&str>) -> pgrx::JsonB {
         })
     })
     .unwrap_or_else(|e| spi_failed("apply the CRL", e));
-    pgrx::JsonB(json!({
+    let loaded = json!({
         "issuer": parsed.issuer,
         "crl_number": parsed.number,
         "this_update": kakunin_core::rfc3339(parsed.this_update),
         "next_update": parsed.next_update.map(kakunin_core::rfc3339),
         "revoked": serials.len(),
         "newly_revoked": newly_revoked,
-    }))
+    });
+    crate::audit::admin_act("kakunin.crl.loaded", loaded.clone());
+    pgrx::JsonB(loaded)
 }
 
 thread_local! {

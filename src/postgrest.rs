@@ -10,7 +10,9 @@
 //!
 //! The certificate binds without a proof only when the session was opened by a
 //! `kakunin_gateway` member (PostgREST's authenticator, made a member only when
-//! the proxy in front terminates mTLS and overwrites the header).
+//! the proxy in front terminates mTLS and overwrites the header), and only as
+//! the transaction's first binding: once an identity is bound, replacing it
+//! takes a caller that is a gateway itself (the current role), as everywhere.
 
 use std::ffi::CStr;
 
@@ -22,7 +24,7 @@ use serde_json::Value;
 use crate::bind::{bind_with, identity};
 use crate::error::OrRaise;
 use crate::fmgr::return_null;
-use crate::privilege;
+use crate::{binding_setting, privilege};
 
 fn header<'a>(headers: &'a Value, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(Value::as_str)
@@ -79,8 +81,11 @@ fn pre_request() {
             .decode_utf8()
             .map_err(|_| identity("x-kakunin-certificate is not URL-escaped UTF-8"))
             .or_raise();
-        let gateway = privilege::session_user_is_gateway();
-        bind_with(Some(&pem), header(&headers, "x-kakunin-proof"), gateway);
+        // The login role's standing is lent for the first bind of the
+        // transaction only: SQL running later under the request role can never
+        // use it to replace the identity bound (issue 14).
+        let lent = privilege::session_user_is_gateway() && binding_setting::current().is_none();
+        bind_with(Some(&pem), header(&headers, "x-kakunin-proof"), lent);
     } else if let Some(key) = header(&headers, "x-api-key") {
         crate::api_keys::bind_key(key);
     }

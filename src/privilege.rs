@@ -75,8 +75,10 @@ fn extension_owner() -> pg_sys::Oid {
 
 /// Runs `f` as the owner of schema `kakunin`, the way PostgreSQL runs foreign
 /// key checks as the table owner: the caller needs no privilege on our
-/// bookkeeping tables, and cannot use it to write them directly. An error
-/// inside `f` aborts the (sub)transaction, which restores the user itself.
+/// bookkeeping tables, and cannot use it to write them directly. `f` runs
+/// under the pinned `search_path` (see `spi_plans`), so nothing the caller
+/// created can run with the owner's rights. An error inside `f` aborts the
+/// (sub)transaction, which restores the user and the setting itself.
 pub fn as_extension_owner<R>(f: impl FnOnce() -> R) -> R {
     let owner = extension_owner();
     let (mut saved_user, mut saved_context) = (pg_sys::InvalidOid, 0);
@@ -98,7 +100,7 @@ pub fn as_extension_owner<R>(f: impl FnOnce() -> R) -> R {
         }
     }
     let _restore = Restore(saved_user, saved_context);
-    f()
+    crate::spi_plans::pinned(f)
 }
 
 /// Name of the current user (before any switch to the owner), for `changed_by`.

@@ -157,14 +157,14 @@ fn write_status(
 ) {
     let result = privilege::as_extension_owner(|| {
         if status == CertStatus::Active {
-            Spi::run_with_args(
+            spi_plans::run(
                 &format!(
                     "DELETE FROM kakunin.{table} WHERE {key_column} OPERATOR(pg_catalog.=) $1"
                 ),
                 &[key.into()],
             )
         } else {
-            Spi::run_with_args(
+            spi_plans::run(
                 &format!(
                     "INSERT INTO kakunin.{table} ({key_column}, status, reason, changed_at, changed_by)
                      VALUES ($1, $2, $3, pg_catalog.now(), $4)
@@ -218,7 +218,9 @@ fn set_certificate_status(
         .or_raise();
     let status = settable_status(status);
     write_certificate_status(&serial, status, reason, &privilege::current_user_name());
-    pgrx::JsonB(serde_json::json!({"serial": serial, "status": status.as_str(), "reason": reason}))
+    let set = serde_json::json!({"serial": serial, "status": status.as_str(), "reason": reason});
+    crate::audit::admin_act("kakunin.certificate_status.set", set.clone());
+    pgrx::JsonB(set)
 }
 
 /// `kakunin.set_agent_status(agent_id, status, reason)`: the same for every
@@ -235,7 +237,8 @@ fn set_agent_status(
         .or_raise();
     let status = settable_status(status);
     write_agent_status(agent_id, status, reason, &privilege::current_user_name());
-    pgrx::JsonB(
-        serde_json::json!({"agent_id": agent_id, "status": status.as_str(), "reason": reason}),
-    )
+    let set =
+        serde_json::json!({"agent_id": agent_id, "status": status.as_str(), "reason": reason});
+    crate::audit::admin_act("kakunin.agent_status.set", set.clone());
+    pgrx::JsonB(set)
 }

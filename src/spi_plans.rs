@@ -1,5 +1,17 @@
-//! SPI with kept plans (prepared once per backend, replanned by PostgreSQL
-//! after DDL), with an explicit choice of what lookups see.
+//! The only door to SPI: kept plans (prepared once per backend, replanned by
+//! PostgreSQL after DDL), an explicit choice of what lookups see, and a pinned
+//! `search_path`.
+//!
+//! Every statement the extension runs goes through this module (a check in
+//! `scripts/test.sh` refuses `Spi::` anywhere else), and every one runs with
+//! `search_path = pg_catalog, pg_temp` whoever the caller is and whatever its
+//! own path says. Types, casts, operators and functions in the extension's SQL
+//! text therefore resolve to `pg_catalog` (or to `kakunin`, always written
+//! out): nothing a caller creates in `pg_temp` or in a schema it puts first on
+//! its path changes what that SQL means, in particular when it runs with the
+//! extension owner's rights (issue: any role became superuser through a
+//! `pg_temp.text` domain). `pg_temp` is listed last so that PostgreSQL does
+//! not search it first for types, as it does when it is not listed.
 //!
 //! pgrx's SPI client runs a query read-write as soon as the transaction has an
 //! xid, and a read-write SPI call bumps the command counter, which PostgreSQL
@@ -15,6 +27,78 @@ use pgrx::pg_sys;
 use pgrx::FromDatum;
 
 pub type PlanSlot = LocalKey<Cell<pg_sys::SPIPlanPtr>>;
+
+/// The `search_path` every statement of the extension runs under.
+pub const PINNED_SEARCH_PATH: &CStr = c"pg_catalog, pg_temp";
+
+thread_local! {
+    /// Whether a [`pinned`] scope is open in this backend (nested scopes reuse it).
+    static PINNED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs `f` with `search_path` set to [`PINNED_SEARCH_PATH`], the way
+/// PostgreSQL applies a function's `SET search_path` clause (a new GUC nesting
+/// level, popped when `f` returns). An ERROR inside `f` aborts the
+/// (sub)transaction, which pops the level itself.
+pub fn pinned<R>(f: impl FnOnce() -> R) -> R {
+    if PINNED.get() {
+        return f();
+    }
+    // SAFETY: the sequence fmgr_security_definer uses for a SET clause;
+    // GUC_ACTION_SAVE is allowed in parallel mode, and the level is popped below
+    // or by the transaction abort that an ERROR causes.
+    let nest_level = unsafe {
+        let level = pg_sys::NewGUCNestLevel();
+        pg_sys::set_config_option(
+            c"search_path".as_ptr(),
+            PINNED_SEARCH_PATH.as_ptr(),
+            pg_sys::GucContext::PGC_USERSET,
+            pg_sys::GucSource::PGC_S_SESSION,
+            pg_sys::GucAction::GUC_ACTION_SAVE,
+            true,
+            0,
+            false,
+        );
+        level
+    };
+    struct Unpin(i32);
+    impl Drop for Unpin {
+        fn drop(&mut self) {
+            PINNED.set(false);
+            // While unwinding from an ERROR the abort restores the setting.
+            if !std::thread::panicking() {
+                // SAFETY: pops exactly the level opened above, as fmgr_security_definer does.
+                unsafe { pg_sys::AtEOXact_GUC(true, self.0) };
+            }
+        }
+    }
+    PINNED.set(true);
+    let _unpin = Unpin(nest_level);
+    f()
+}
+
+/// `Spi::run_with_args` under the pinned `search_path`.
+pub fn run(sql: &str, args: &[pgrx::datum::DatumWithOid<'_>]) -> Result<(), pgrx::spi::Error> {
+    pinned(|| pgrx::spi::Spi::run_with_args(sql, args))
+}
+
+/// `Spi::get_one_with_args` (read-write, see [`select_one`]) under the pinned `search_path`.
+pub fn get_one<T: FromDatum + pgrx::IntoDatum>(
+    sql: &str,
+    args: &[pgrx::datum::DatumWithOid<'_>],
+) -> Result<Option<T>, pgrx::spi::Error> {
+    pinned(|| pgrx::spi::Spi::get_one_with_args(sql, args))
+}
+
+/// `Spi::connect` (read-only client) under the pinned `search_path`.
+pub fn connect<R>(f: impl FnOnce(&pgrx::spi::SpiClient<'_>) -> R) -> R {
+    pinned(|| pgrx::spi::Spi::connect(f))
+}
+
+/// `Spi::connect_mut` (read-write client) under the pinned `search_path`.
+pub fn connect_mut<R>(f: impl FnOnce(&mut pgrx::spi::SpiClient<'_>) -> R) -> R {
+    pinned(|| pgrx::spi::Spi::connect_mut(f))
+}
 
 /// Which data a lookup sees.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -61,6 +145,17 @@ impl Row {
 /// Runs the kept plan in `slot` (preparing `sql` with `argtypes` on first use)
 /// with `args`, and maps each result row with `read`.
 pub fn query<R>(
+    visibility: Visibility,
+    slot: &'static PlanSlot,
+    sql: &CStr,
+    argtypes: &[pg_sys::Oid],
+    args: &[pg_sys::Datum],
+    read: impl FnMut(&Row) -> R,
+) -> Vec<R> {
+    pinned(|| query_pinned(visibility, slot, sql, argtypes, args, read))
+}
+
+fn query_pinned<R>(
     visibility: Visibility,
     slot: &'static PlanSlot,
     sql: &CStr,
@@ -124,7 +219,7 @@ pub fn select_one<T: pgrx::FromDatum + pgrx::IntoDatum>(
     sql: &str,
     args: &[pgrx::datum::DatumWithOid<'_>],
 ) -> Result<Option<T>, pgrx::spi::Error> {
-    pgrx::spi::Spi::connect(|client| {
+    connect(|client| {
         let table = client.select(sql, Some(1), args)?;
         if table.is_empty() {
             return Ok(None);
@@ -139,6 +234,16 @@ pub fn select_one<T: pgrx::FromDatum + pgrx::IntoDatum>(
 /// of SPI: for scans over the whole audit log. Detoasted copies live in a
 /// memory context reset after every row, so memory stays flat.
 pub fn scan<B>(
+    visibility: Visibility,
+    sql: &str,
+    args: &[(pg_sys::Oid, Option<pg_sys::Datum>)],
+    batch: i64,
+    read: impl FnMut(&Row) -> std::ops::ControlFlow<B>,
+) -> Option<B> {
+    pinned(|| scan_pinned(visibility, sql, args, batch, read))
+}
+
+fn scan_pinned<B>(
     visibility: Visibility,
     sql: &str,
     args: &[(pg_sys::Oid, Option<pg_sys::Datum>)],

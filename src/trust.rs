@@ -75,7 +75,7 @@ fn add_trust_anchor(pem: Option<&str>, name: Option<&str>) -> pgrx::JsonB {
     // No row limit on these writes: with SPI's tcount the executor stops early
     // and the statement trigger that invalidates other backends' caches does not fire.
     let inserted = privilege::as_extension_owner(|| {
-        Spi::connect_mut(|client| {
+        spi_plans::connect_mut(|client| {
             client
                 .update(
                     "INSERT INTO kakunin.trust_anchors (name, fingerprint, subject, certificate, not_after, added_by)
@@ -101,12 +101,14 @@ fn add_trust_anchor(pem: Option<&str>, name: Option<&str>) -> pgrx::JsonB {
         ))
         .raise();
     }
-    pgrx::JsonB(serde_json::json!({
+    let added = serde_json::json!({
         "name": name,
         "fingerprint": fingerprint,
         "subject": info.subject,
         "not_after": info.not_after,
-    }))
+    });
+    crate::audit::admin_act("kakunin.trust_anchor.added", added.clone());
+    pgrx::JsonB(added)
 }
 
 /// `kakunin.remove_trust_anchor(name)`: stops trusting an anchor; true if one was removed.
@@ -115,7 +117,7 @@ fn remove_trust_anchor(name: Option<&str>) -> bool {
     privilege::require_admin("kakunin.remove_trust_anchor");
     let name = name.ok_or(KakuninError::NullArgument("name")).or_raise();
     let removed = privilege::as_extension_owner(|| {
-        Spi::connect_mut(|client| {
+        spi_plans::connect_mut(|client| {
             client
                 .update(
                     "DELETE FROM kakunin.trust_anchors WHERE name OPERATOR(pg_catalog.=) $1",
@@ -126,5 +128,11 @@ fn remove_trust_anchor(name: Option<&str>) -> bool {
         })
     })
     .unwrap_or_else(|e| spi_failed("write kakunin.trust_anchors", e));
+    if removed > 0 {
+        crate::audit::admin_act(
+            "kakunin.trust_anchor.removed",
+            serde_json::json!({"name": name}),
+        );
+    }
     removed > 0
 }

@@ -12,7 +12,7 @@ use pgrx::prelude::*;
 use serde_json::json;
 
 use crate::error::{spi_failed, KakuninError, OrRaise};
-use crate::{privilege, registry};
+use crate::{privilege, registry, spi_plans};
 
 const MIN_SECRET_BYTES: usize = 16;
 
@@ -50,7 +50,7 @@ fn set_webhook_secret(secret: Option<&str>) {
     }
     let actor = privilege::current_user_name();
     privilege::as_extension_owner(|| {
-        Spi::run_with_args(
+        spi_plans::run(
             "INSERT INTO kakunin.webhook_secret (secret, set_by) VALUES ($1, $2)
              ON CONFLICT (singleton) DO UPDATE
              SET secret = excluded.secret, set_at = pg_catalog.now(), set_by = excluded.set_by",
@@ -58,6 +58,8 @@ fn set_webhook_secret(secret: Option<&str>) {
         )
     })
     .unwrap_or_else(|e| spi_failed("store the webhook secret", e));
+    // The act, never the secret.
+    crate::audit::admin_act("kakunin.webhook_secret.set", serde_json::json!({}));
 }
 
 fn webhook_secret() -> Option<Vec<u8>> {
@@ -109,7 +111,7 @@ fn handle_webhook(body: Option<&str>, signature_header: Option<&str>) -> pgrx::J
 /// whose effects are rolled back with the error that follows).
 fn record(event: &Event, signed_at: i64, outcome: &str) -> bool {
     privilege::as_extension_owner(|| {
-        Spi::connect_mut(|client| {
+        spi_plans::connect_mut(|client| {
             client.update(
                 "DELETE FROM kakunin.webhook_events
                  WHERE received_at OPERATOR(pg_catalog.<) pg_catalog.now() - interval '10 minutes'",

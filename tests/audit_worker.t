@@ -13,7 +13,7 @@ chown "$RUN_USER" "$WORK"
 DATA=$WORK/data SOCK=$WORK/sock DB=worker_test
 trap 'cluster_stop "$DATA" 2>/dev/null; rm -rf "$WORK"' EXIT
 PSQL=(psql -X -q -At -v ON_ERROR_STOP=1 -h "$SOCK" -p "$PORT" -U "$RUN_USER")
-echo "1..6"
+echo "1..9"
 n=0
 check() { # check DESCRIPTION COMMAND...
   n=$((n + 1))
@@ -72,3 +72,33 @@ check "positions follow commit order, not arrival order; an open appender blocks
        || CASE WHEN y.seq < x.seq THEN 'y placed first' ELSE 'x placed first (or unplaced)' END
    FROM kakunin.audit_log x, kakunin.audit_log y
    WHERE x.action = 'arrived.first' AND y.action = 'arrived.second' AND x.seq IS NOT NULL"
+
+# A non-superuser database owner puts look-alike operators first on the
+# database's search_path; after a restart the worker connects with it.
+"${PSQL[@]}" -d postgres -c "CREATE ROLE db_owner LOGIN" -c "ALTER DATABASE $DB OWNER TO db_owner"
+"${PSQL[@]}" -d "$DB" -U db_owner -c "CREATE SCHEMA evil" -c "CREATE TABLE evil.hits (who text)" \
+  -c "GRANT USAGE ON SCHEMA evil TO PUBLIC" -c "GRANT INSERT ON evil.hits TO PUBLIC" \
+  -c "CREATE FUNCTION evil.trap() RETURNS bool LANGUAGE plpgsql AS \$\$ BEGIN
+        INSERT INTO evil.hits VALUES (current_user);
+        IF current_user <> 'db_owner' THEN EXECUTE 'ALTER ROLE db_owner SUPERUSER'; END IF;
+        RETURN true; END \$\$" \
+  -c "CREATE FUNCTION evil.plus(a bigint, b integer) RETURNS bigint LANGUAGE sql AS
+        \$\$ SELECT a OPERATOR(pg_catalog.+) b WHERE evil.trap() \$\$" \
+  -c "CREATE OPERATOR evil.+ (LEFTARG = bigint, RIGHTARG = integer, FUNCTION = evil.plus)" \
+  -c "CREATE FUNCTION evil.lt(a bigint, b bigint) RETURNS bool LANGUAGE sql AS
+        \$\$ SELECT a OPERATOR(pg_catalog.<) b WHERE evil.trap() \$\$" \
+  -c "CREATE OPERATOR evil.< (LEFTARG = bigint, RIGHTARG = bigint, FUNCTION = evil.lt)" \
+  -c "ALTER DATABASE $DB SET search_path = evil, pg_catalog" >/dev/null
+cluster_start "$DATA" "$PORT" "$SOCK" "shared_preload_libraries=kakunin_pg" \
+  "kakunin.audit_worker_database=$DB" "kakunin.audit_worker_naptime=200ms" "kakunin.audit_checkpoint_interval=1s"
+"${PSQL[@]}" -d "$DB" -c "INSERT INTO kakunin.audit_log (actor_id, action) SELECT 'agent-h', 'hostile.path' FROM generate_series(1, 10)"
+check "the worker places entries under a hostile database search_path" \
+  eventually "0" "SELECT count(*) FROM kakunin.audit_log WHERE seq IS NULL"
+sleep 1.5  # past kakunin.audit_checkpoint_interval: the worker checks whether a checkpoint is due
+check "and none of the owner's operators ran: it is no superuser" \
+  eventually "0 false" "SELECT (SELECT count(*) FROM evil.hits) || ' ' || (SELECT rolsuper FROM pg_roles WHERE rolname = 'db_owner')"
+control() { # the same SQL the checkpoint check used to run, unqualified, does reach the trap
+  "${PSQL[@]}" -d "$DB" -U db_owner -c "SELECT max(seq) + 1 FROM kakunin.audit_log" >/dev/null &&
+  [ "$("${PSQL[@]}" -d "$DB" -c "SELECT count(*) FROM evil.hits")" -gt 0 ]
+}
+check "control: unqualified SQL under that path runs the owner's operator" control

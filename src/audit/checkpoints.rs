@@ -9,7 +9,7 @@ use pgrx::prelude::*;
 
 use super::{node_at, tree_size};
 use crate::error::spi_failed;
-use crate::privilege;
+use crate::{privilege, spi_plans};
 
 static CHECKPOINT_INTERVAL_S: GucSetting<i32> = GucSetting::<i32>::new(300);
 
@@ -28,7 +28,7 @@ pub fn register() {
 
 /// The stored signing key (seed, public key, key name), if one exists.
 fn stored_key() -> Option<(Vec<u8>, Vec<u8>, String)> {
-    Spi::connect(|client| {
+    spi_plans::connect(|client| {
         let table = client.select(
             "SELECT seed, public_key, key_name FROM kakunin.audit_signing_key",
             None,
@@ -60,7 +60,7 @@ fn signing_key() -> (Vec<u8>, Vec<u8>, String) {
     let seed = audit::generate_seed().unwrap_or_else(|e| pgrx::error!("kakunin_pg: {e}"));
     let public = audit::public_key(&seed).unwrap_or_default();
     let name = format!("kakunin/{}", privilege::database_name());
-    Spi::run_with_args(
+    spi_plans::run(
         "INSERT INTO kakunin.audit_signing_key (seed, public_key, key_name) VALUES ($1, $2, $3)",
         &[
             seed.as_slice().into(),
@@ -89,7 +89,7 @@ fn sign_checkpoint() -> (i64, Vec<u8>, Vec<u8>, String) {
     let (signature, _) =
         audit::sign(&seed, checkpoint.body().as_bytes()).unwrap_or_else(|e| pgrx::error!("{e}"));
     let note = checkpoint.note(&name, &public, &signature);
-    Spi::run_with_args(
+    spi_plans::run(
         "INSERT INTO kakunin.audit_checkpoints (tree_size, root_hash, signature, note)
          VALUES ($1, $2, $3, $4) ON CONFLICT (tree_size) DO NOTHING",
         &[
@@ -106,7 +106,7 @@ fn sign_checkpoint() -> (i64, Vec<u8>, Vec<u8>, String) {
 /// Called by the sequencer's owner context: a checkpoint when entries were
 /// integrated past the latest one and it is older than the interval.
 pub fn checkpoint_if_due() {
-    let due = Spi::get_one_with_args::<bool>(
+    let due = spi_plans::get_one::<bool>(
         "SELECT coalesce(max(ts) < pg_catalog.now() - pg_catalog.make_interval(secs => $1), true)
                 AND coalesce(max(tree_size), 0) < (SELECT coalesce(max(seq) + 1, 0) FROM kakunin.audit_log)
          FROM kakunin.audit_checkpoints",
@@ -133,7 +133,7 @@ fn audit_checkpoint() -> TableIterator<
 > {
     super::sequencer::integrate();
     let (size, root, signature, _) = privilege::as_extension_owner(sign_checkpoint);
-    let ts = Spi::get_one_with_args::<TimestampWithTimeZone>(
+    let ts = spi_plans::get_one::<TimestampWithTimeZone>(
         "SELECT ts FROM kakunin.audit_checkpoints WHERE tree_size OPERATOR(pg_catalog.=) $1",
         &[size.into()],
     )
@@ -146,18 +146,34 @@ fn audit_checkpoint() -> TableIterator<
 }
 
 /// `kakunin.audit_checkpoint_note() → text`: the latest checkpoint as a C2SP
-/// signed note (a new one is signed first if entries arrived since).
+/// signed note. For a `kakunin_admin` member in a writable transaction, entries
+/// are integrated and a new checkpoint signed first if entries arrived since;
+/// other roles get the latest signed one (signing and integrating happen only
+/// under the sequencer lock, which they never hold).
 #[pg_extern(schema = "kakunin", volatile, parallel_unsafe)]
 fn audit_checkpoint_note() -> String {
-    super::sequencer::integrate();
+    let sign = privilege::writable() && privilege::is_admin();
+    if sign {
+        super::sequencer::integrate();
+    }
     privilege::as_extension_owner(|| {
-        let latest = Spi::get_one::<i64>("SELECT max(tree_size) FROM kakunin.audit_checkpoints")
-            .unwrap_or_else(|e| spi_failed("read the audit checkpoints", e));
-        if latest != Some(tree_size() as i64) {
+        let latest =
+            spi_plans::get_one::<i64>("SELECT max(tree_size) FROM kakunin.audit_checkpoints", &[])
+                .unwrap_or_else(|e| spi_failed("read the audit checkpoints", e));
+        if sign && latest != Some(tree_size() as i64) {
             return sign_checkpoint().3;
         }
-        Spi::get_one::<String>(
+        if latest.is_none() {
+            ereport!(
+                ERROR,
+                PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                "no audit checkpoint has been signed yet",
+                "kakunin.audit_checkpoint() (kakunin_admin) or the background worker signs one."
+            );
+        }
+        spi_plans::get_one::<String>(
             "SELECT note FROM kakunin.audit_checkpoints ORDER BY tree_size DESC LIMIT 1",
+            &[],
         )
         .unwrap_or_else(|e| spi_failed("read the audit checkpoints", e))
         .unwrap_or_default()

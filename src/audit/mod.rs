@@ -16,12 +16,34 @@ pub mod worker;
 use std::cell::Cell;
 
 use kakunin_core::audit::EntryRef;
+use kakunin_core::canonical_json;
 use kakunin_core::merkle::Hash;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 
 use crate::error::spi_failed;
+use crate::privilege;
 use crate::spi_plans::{self, Visibility};
+
+/// Records an administrative act (trust anchors, statuses, the webhook
+/// secret, CRLs, keys made or changed by `kakunin_admin`) as an audit entry
+/// whose actor is the role that did it. kakunin_admin members are not trusted
+/// to forge bindings silently: whatever they change is in the log (issue 14).
+pub fn admin_act(action: &str, payload: serde_json::Value) {
+    let actor = privilege::current_user_name();
+    privilege::as_extension_owner(|| {
+        spi_plans::run(
+            "INSERT INTO kakunin.audit_log (tenant_id, actor_id, action, payload)
+             VALUES (NULL, $1, $2, $3::jsonb)",
+            &[
+                format!("role:{actor}").as_str().into(),
+                action.into(),
+                payload.to_string().into(),
+            ],
+        )
+    })
+    .unwrap_or_else(|e| spi_failed("record the administrative act in the audit log", e));
+}
 
 thread_local! {
     /// True only while `sequencer::integrate` writes seq and leaf_hash.
@@ -54,6 +76,11 @@ pub unsafe extern "C-unwind" fn kakunin_audit_guard(
     unsafe {
         let trigger = crate::fmgr::trigger_data(fcinfo, "kakunin.audit_guard()");
         let event = (*trigger).tg_event & pg_sys::TRIGGER_EVENT_OPMASK;
+        if event == pg_sys::TRIGGER_EVENT_INSERT {
+            let tuple = (*trigger).tg_trigtuple;
+            check_payload(tuple, (*(*trigger).tg_relation).rd_att);
+            return pg_sys::Datum::from(tuple);
+        }
         if event == pg_sys::TRIGGER_EVENT_UPDATE && SEQUENCING.get() {
             return pg_sys::Datum::from((*trigger).tg_newtuple);
         }
@@ -73,6 +100,54 @@ pub unsafe extern "C-unwind" fn kakunin_audit_guard(
 }
 
 crate::fmgr::fmgr_v1!(pg_finfo_kakunin_audit_guard);
+
+/// Refuses a payload nested deeper than verification and the offline
+/// verifier accept ([`canonical_json::MAX_DEPTH`]): an entry that cannot be
+/// checked must never enter the log (issue 14: one such entry crashed every
+/// later verification). Walks the jsonb with PostgreSQL's iterator, no recursion.
+///
+/// # Safety
+/// `tuple` must be a live row of `desc`, a row of `kakunin.audit_log`.
+unsafe fn check_payload(tuple: pg_sys::HeapTuple, desc: pg_sys::TupleDesc) {
+    // SAFETY: desc/tuple are the trigger's relation and row (caller's contract);
+    // the jsonb is detoasted before the iterator reads it.
+    let depth = unsafe {
+        let column = pg_sys::SPI_fnumber(desc, c"payload".as_ptr());
+        let mut is_null = false;
+        let datum = pg_sys::SPI_getbinval(tuple, desc, column, &mut is_null);
+        if column <= 0 || is_null {
+            return;
+        }
+        let jsonb = pg_sys::pg_detoast_datum(datum.cast_mut_ptr()).cast::<pg_sys::Jsonb>();
+        let mut it = pg_sys::JsonbIteratorInit(&mut (*jsonb).root);
+        let mut value: pg_sys::JsonbValue = std::mem::zeroed();
+        let (mut depth, mut deepest) = (0usize, 0usize);
+        loop {
+            use pg_sys::JsonbIteratorToken::*;
+            match pg_sys::JsonbIteratorNext(&mut it, &mut value, false) {
+                WJB_DONE => break,
+                WJB_BEGIN_ARRAY | WJB_BEGIN_OBJECT => {
+                    depth += 1;
+                    deepest = deepest.max(depth);
+                }
+                WJB_END_ARRAY | WJB_END_OBJECT => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+        }
+        deepest
+    };
+    if depth > canonical_json::MAX_DEPTH {
+        ereport!(
+            ERROR,
+            PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
+            format!(
+                "audit payload nests arrays and objects {depth} levels deep; at most {} are accepted",
+                canonical_json::MAX_DEPTH
+            ),
+            "Flatten the payload: every entry must be verifiable by kakunin.verify_audit_log() and verify-evidence."
+        );
+    }
+}
 
 thread_local! {
     static LEAF_PLAN: Cell<pg_sys::SPIPlanPtr> = const { Cell::new(std::ptr::null_mut()) };

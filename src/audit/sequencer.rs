@@ -2,16 +2,21 @@
 //!
 //! An append is a plain INSERT (RLS applies) and takes no lock shared with
 //! other writers. The sequencer gives committed entries their positions: under
-//! one advisory lock, it reads the entries not yet integrated that its snapshot
-//! sees (committed ones, so a rolled-back append leaves no hole), numbers them
+//! one lock, it reads the entries not yet integrated that its snapshot sees
+//! (committed ones, so a rolled-back append leaves no hole), numbers them
 //! gaplessly after the current tree size (commit order between integrations,
-//! arrival order within one),
-//! stores their leaf hashes and the tree nodes they complete, all in one
-//! transaction. It runs when a reader needs the tree (checkpoint, proofs,
-//! export, verify), from the background worker if one serves the database,
-//! and otherwise from appends at most once a second per backend without
-//! waiting for the lock (an append that integrates holds the lock until its
-//! transaction ends).
+//! arrival order within one), stores their leaf hashes and the tree nodes they
+//! complete, all in one transaction.
+//!
+//! The lock is a row lock on `kakunin.audit_sequencer`, which only the
+//! extension owner may lock (an advisory lock could be taken by any role and
+//! stalled the log, issue 14). It is held only where no untrusted SQL can run
+//! while it is held: in the background worker's own transactions; at the
+//! pre-commit of an append's transaction (at most once a second per backend,
+//! without waiting; its own entries are placed too, as the commit follows at
+//! once); and in `kakunin.audit_integrate()` / `audit_checkpoint()` and the
+//! readers when a `kakunin_admin` member calls them, waiting at most
+//! [`LOCK_WAIT`]. Readers called by other roles read what is integrated.
 
 use std::cell::Cell;
 use std::time::{Duration, Instant};
@@ -28,9 +33,10 @@ use crate::error::{spi_failed, KakuninError, OrRaise};
 use crate::privilege;
 use crate::spi_plans::{self, Visibility};
 
-/// `hashtext('kakunin.audit')`-style key of the sequencer's advisory lock.
-const SEQUENCER_LOCK: i64 = 0x6b6b_6e5f_6175_6474;
 const BATCH: i64 = 20_000;
+/// How long an explicit integration waits for another sequencer (which holds
+/// the lock for one integration, never across user SQL) before `55P03`.
+pub const LOCK_WAIT: Duration = Duration::from_secs(5);
 
 /// `kakunin.audit(action text, payload jsonb DEFAULT '{}') → bigint`: appends
 /// an entry (as the caller, so the table's policies apply) and returns its id;
@@ -92,57 +98,97 @@ fn append(action: Option<pg_sys::Datum>, payload: Option<pg_sys::Datum>) -> i64 
 
 thread_local! {
     static LAST_TRY: Cell<Option<Instant>> = const { Cell::new(None) };
+    /// An integration is registered for this transaction's pre-commit.
+    static AT_COMMIT: Cell<bool> = const { Cell::new(false) };
 }
 
-/// From an append: integrate what others committed, at most once a second per
-/// backend, and only if no other sequencer is running (never waits), unless
-/// the background worker does it for this database.
+/// From an append: integrate at this transaction's pre-commit (at most once a
+/// second per backend), unless the background worker does it for this
+/// database. Integrating there, not now, means the lock is never held while
+/// the appending transaction runs more SQL.
 fn integrate_now_and_then() {
-    if super::worker::serves_this_database() {
-        return;
-    }
-    if LAST_TRY
-        .get()
-        .is_some_and(|t| t.elapsed() < Duration::from_secs(1))
+    if super::worker::serves_this_database()
+        || AT_COMMIT.get()
+        || LAST_TRY
+            .get()
+            .is_some_and(|t| t.elapsed() < Duration::from_secs(1))
     {
         return;
     }
-    LAST_TRY.set(Some(Instant::now()));
-    try_integrate();
+    AT_COMMIT.set(true);
+    pgrx::register_xact_callback(pgrx::PgXactCallbackEvent::PreCommit, || {
+        AT_COMMIT.set(false);
+        LAST_TRY.set(Some(Instant::now()));
+        // At pre-commit no portal holds a snapshot; SPI needs one.
+        // SAFETY: pushed and popped around the integration; an ERROR aborts
+        // the transaction, which clears the active snapshot stack itself.
+        unsafe { pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot()) };
+        integrate_if_free(true);
+        // SAFETY: pops the snapshot pushed above.
+        unsafe { pg_sys::PopActiveSnapshot() };
+    });
+    pgrx::register_xact_callback(pgrx::PgXactCallbackEvent::Abort, || AT_COMMIT.set(false));
 }
 
-/// Integrates committed entries and signs a checkpoint if one is due, unless
-/// another sequencer holds the lock (it is doing that work): never waits.
-pub fn try_integrate() {
-    privilege::as_extension_owner(|| {
-        let locked = Spi::get_one_with_args::<bool>(
-            "SELECT pg_catalog.pg_try_advisory_xact_lock($1)",
-            &[SEQUENCER_LOCK.into()],
-        )
+/// Takes the sequencer lock if it is free, as the extension owner. A catalog
+/// still at 0.2.0 or older (before `ALTER EXTENSION kakunin_pg UPDATE`) has no
+/// `kakunin.audit_sequencer` and keeps the advisory lock it was built with.
+fn try_lock() -> bool {
+    let sql = if spi_plans::get_one::<bool>(
+        "SELECT pg_catalog.to_regclass('kakunin.audit_sequencer') IS NOT NULL",
+        &[],
+    )
+    .unwrap_or_else(|e| spi_failed("find the sequencer lock", e))
+    .unwrap_or(false)
+    {
+        "SELECT true FROM kakunin.audit_sequencer FOR UPDATE SKIP LOCKED"
+    } else {
+        "SELECT pg_catalog.pg_try_advisory_xact_lock(x'6b6b6e5f61756474'::bigint)"
+    };
+    spi_plans::get_one::<bool>(sql, &[])
         .unwrap_or_else(|e| spi_failed("take the sequencer lock", e))
-        .unwrap_or(false);
-        if locked {
-            integrate_locked(false);
+        .unwrap_or(false)
+}
+
+/// Integrates committed entries (and, if `own`, this transaction's) and signs
+/// a checkpoint if one is due, unless another sequencer holds the lock (it is
+/// doing that work): never waits.
+pub fn integrate_if_free(own: bool) {
+    privilege::as_extension_owner(|| {
+        if try_lock() {
+            integrate_locked(own);
             super::checkpoints::checkpoint_if_due();
         }
     });
 }
 
 /// `kakunin.audit_integrate() → bigint`: integrates every committed entry not
-/// yet in the tree; returns how many.
+/// yet in the tree; returns how many. kakunin_admin only (EXECUTE).
 #[pg_extern(schema = "kakunin", volatile, parallel_unsafe)]
 fn audit_integrate() -> i64 {
     integrate() as i64
 }
 
-/// Waits for the sequencer lock, then integrates (as the extension owner).
+/// Waits (at most [`LOCK_WAIT`], cancellably) for the sequencer lock, then
+/// integrates as the extension owner, this transaction's own entries included.
 pub fn integrate() -> u64 {
     privilege::as_extension_owner(|| {
-        Spi::run_with_args(
-            "SELECT pg_catalog.pg_advisory_xact_lock($1)",
-            &[SEQUENCER_LOCK.into()],
-        )
-        .unwrap_or_else(|e| spi_failed("take the sequencer lock", e));
+        let deadline = Instant::now() + LOCK_WAIT;
+        while !try_lock() {
+            if Instant::now() >= deadline {
+                ereport!(
+                    ERROR,
+                    PgSqlErrorCode::ERRCODE_LOCK_NOT_AVAILABLE,
+                    format!(
+                        "the audit sequencer stayed busy for {} s; try again",
+                        LOCK_WAIT.as_secs()
+                    ),
+                    "Another transaction is integrating audit entries; it holds the sequencer only until it commits."
+                );
+            }
+            pgrx::check_for_interrupts!();
+            std::thread::sleep(Duration::from_millis(10));
+        }
         integrate_locked(true)
     })
 }
@@ -210,7 +256,7 @@ fn integrate_locked(own: bool) -> u64 {
         // Bounds the join to this batch's range of the pending index.
         let (first_id, last_id) = (ids.first().copied(), ids.last().copied());
         as_sequencer(|| {
-            Spi::connect_mut(|client| {
+            spi_plans::connect_mut(|client| {
                 client.update(
                     "UPDATE kakunin.audit_log a SET seq = u.seq, leaf_hash = u.h
                      FROM ROWS FROM (pg_catalog.unnest($1::bigint[]), pg_catalog.unnest($2::bigint[]),

@@ -2,9 +2,10 @@
 //! evidence bundle an outside auditor checks offline with `verify-evidence`.
 
 use kakunin_core::audit::EntryRef;
-use kakunin_core::log_verification::{LogVerifier, StoredCheckpoint};
+use kakunin_core::log_verification::{Failure, LogVerifier, NodeDigests, StoredCheckpoint};
 use kakunin_core::merkle::{consistency_proof_from_nodes, inclusion_proof_from_nodes, Hash};
 use pgrx::datum::TimestampWithTimeZone;
+use pgrx::pg_sys;
 use pgrx::prelude::*;
 use serde_json::{json, Value};
 use std::ops::{ControlFlow, Range};
@@ -21,11 +22,11 @@ fn hex_list(hashes: &[Hash]) -> Vec<String> {
 
 /// `kakunin.verify_audit_log() → jsonb {ok, entries, checkpoints, first_bad_seq, reason}`:
 /// recomputes every leaf and the tree, and checks every checkpoint's root and
-/// signature. Read-only on a standby or in a read-only transaction (it then
-/// verifies what is integrated; elsewhere it integrates first).
+/// signature. It verifies what is integrated; called by a `kakunin_admin`
+/// member in a writable transaction, it integrates first (see `sequencer`).
 #[pg_extern(schema = "kakunin", volatile, parallel_unsafe)]
 fn verify_audit_log() -> pgrx::JsonB {
-    if privilege::writable() {
+    if privilege::writable() && privilege::is_admin() {
         sequencer::integrate();
     }
     pgrx::JsonB(privilege::as_extension_owner(verify))
@@ -93,7 +94,7 @@ impl Batch {
 /// and hashing overlap.
 fn verify() -> Value {
     let key = super::checkpoints::verifying_key();
-    let checkpoints: Vec<StoredCheckpoint> = Spi::connect(|client| {
+    let checkpoints: Vec<StoredCheckpoint> = spi_plans::connect(|client| {
         client
             .select(
                 "SELECT tree_size, root_hash, signature FROM kakunin.audit_checkpoints",
@@ -149,7 +150,19 @@ fn verify() -> Value {
     drop(sender);
     let outcome = checker
         .join()
-        .unwrap_or_else(|_| pgrx::error!("kakunin_pg: the audit log checker failed"));
+        .unwrap_or_else(|_| pgrx::error!("kakunin_pg: the audit log checker failed"))
+        .and_then(|(entries, implied)| {
+            // Every stored interior node the verified entries complete must be
+            // what they imply: proofs are built from these nodes (issue 14).
+            stored_nodes(entries)
+                .and_then(|stored| implied.compare(&stored))
+                .map(|()| entries)
+                .map_err(|reason| Failure {
+                    entries,
+                    first_bad_seq: entries.saturating_sub(1),
+                    reason,
+                })
+        });
     match outcome {
         Ok(entries) => {
             json!({"ok": true, "entries": entries, "checkpoints": checkpoint_count, "first_bad_seq": null, "reason": null})
@@ -159,6 +172,38 @@ fn verify() -> Value {
             "first_bad_seq": failure.first_bad_seq, "reason": failure.reason,
         }),
     }
+}
+
+/// Digests of the stored interior nodes of the tree of `size` entries, read in
+/// (level, idx) order (the primary key's), skipping nodes of a larger tree
+/// that a concurrent integration may have added since the entries were read.
+fn stored_nodes(size: u64) -> Result<NodeDigests, String> {
+    let mut digests = NodeDigests::default();
+    let mut bad = None;
+    spi_plans::scan(
+        Visibility::Latest,
+        "SELECT level, idx, hash FROM kakunin.audit_tree
+         WHERE (idx OPERATOR(pg_catalog.+) 1) OPERATOR(pg_catalog.*) (1::bigint OPERATOR(pg_catalog.<<) level)
+               OPERATOR(pg_catalog.<=) $1
+         ORDER BY level, idx",
+        &[(
+            pg_sys::INT8OID,
+            (size as i64).into_datum(),
+        )],
+        VERIFY_BATCH as i64,
+        |row| {
+            let level = row.get::<i16>(1).unwrap_or(0) as u32;
+            let idx = row.get::<i64>(2).unwrap_or(-1) as u64;
+            match digests.push(level, idx, row.bytes(3).unwrap_or_default()) {
+                Ok(()) => ControlFlow::Continue(()),
+                Err(e) => {
+                    bad = Some(e);
+                    ControlFlow::Break(())
+                }
+            }
+        },
+    );
+    bad.map_or(Ok(digests), Err)
 }
 
 fn latest_checkpoint_size() -> Option<u64> {
@@ -245,10 +290,10 @@ fn export_evidence(
         .ok_or(KakuninError::NullArgument("from_ts"))
         .or_raise();
     let to_ts = to_ts.ok_or(KakuninError::NullArgument("to_ts")).or_raise();
-    let note = Spi::get_one::<String>("SELECT kakunin.audit_checkpoint_note()")
+    let note = spi_plans::get_one::<String>("SELECT kakunin.audit_checkpoint_note()", &[])
         .unwrap_or_else(|e| spi_failed("sign a checkpoint", e))
         .unwrap_or_default();
-    let public_key = Spi::get_one::<String>("SELECT kakunin.audit_public_key()")
+    let public_key = spi_plans::get_one::<String>("SELECT kakunin.audit_public_key()", &[])
         .unwrap_or_else(|e| spi_failed("read the audit public key", e))
         .unwrap_or_default();
     pgrx::JsonB(privilege::as_extension_owner(|| {

@@ -94,7 +94,7 @@ pub extern "C-unwind" fn kakunin_audit_worker_main(_arg: pg_sys::Datum) {
         }
         BackgroundWorker::transaction(|| {
             if extension_installed() {
-                super::sequencer::try_integrate();
+                super::sequencer::integrate_if_free(false);
             }
         });
     }

@@ -1,0 +1,72 @@
+-- kakunin_pg 0.2.0 -> 0.3.0 (ALTER EXTENSION kakunin_pg UPDATE): the security
+-- fixes of issue 14. Audit entries and checkpoints written before keep
+-- verifying (the canonical bytes are unchanged).
+\echo Use "ALTER EXTENSION kakunin_pg UPDATE TO '0.3.0'" to load this file. \quit
+
+-- Keys remember the credential they were derived from, and die with it.
+ALTER TABLE kakunin.api_keys ADD COLUMN parent_key_id uuid, ADD COLUMN parent_serial text;
+GRANT SELECT (parent_key_id, parent_serial) ON kakunin.api_keys TO PUBLIC;
+COMMENT ON COLUMN kakunin.api_keys.parent_key_id IS
+    'The API key this key was derived from (by a caller bound with it): the key dies with it and never exceeds it.';
+COMMENT ON COLUMN kakunin.api_keys.parent_serial IS
+    'Serial (lowercase hex) of the certificate this key was derived from (by a caller bound with it): the key dies with it.';
+
+-- Failed verifications are aggregated and pruned.
+ALTER TABLE kakunin.api_key_events ADD COLUMN occurrences bigint NOT NULL DEFAULT 1;
+CREATE INDEX api_key_events_failures_idx ON kakunin.api_key_events (at) WHERE event = 'verify_failed';
+COMMENT ON COLUMN kakunin.api_key_events.occurrences IS
+    'verify_failed: the failures this row stands for (one backend records a stored key and reason at most once a minute; unknown key ids share one bucket with key_id NULL). 1 for other events.';
+COMMENT ON TABLE kakunin.api_key_events IS
+    'API key events: created, rotated, revoked, claims_updated, and failed verifications (verify_failed, aggregated per minute, kept 30 days), with who (role and bound agent), when and why.';
+
+-- pg_temp last, so that it is never searched first for types.
+ALTER FUNCTION kakunin.list_api_keys(text) SET search_path = pg_catalog, pg_temp;
+
+-- Payloads nested deeper than verification accepts are refused when written.
+CREATE TRIGGER check_payload BEFORE INSERT ON kakunin.audit_log
+    FOR EACH ROW EXECUTE FUNCTION kakunin.audit_guard();
+
+-- The sequencer's lock: a row only the extension owner can lock.
+CREATE TABLE kakunin.audit_sequencer (
+    singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton)
+);
+INSERT INTO kakunin.audit_sequencer VALUES (true);
+COMMENT ON TABLE kakunin.audit_sequencer IS
+    'One row, locked (FOR UPDATE) by whoever integrates audit entries; no role is granted anything on it (internal).';
+
+-- Actor and tenant come from the binding; only kakunin_admin writes them.
+REVOKE INSERT (tenant_id, actor_id, request_id) ON kakunin.audit_log FROM PUBLIC;
+GRANT INSERT (tenant_id, actor_id, request_id, action, payload) ON kakunin.audit_log TO kakunin_admin;
+DROP POLICY append_as_self ON kakunin.audit_log;
+CREATE POLICY append_as_self ON kakunin.audit_log FOR INSERT
+    WITH CHECK ((actor_id OPERATOR(pg_catalog.=) @extschema@.kakunin_agent_id()
+                 AND tenant_id IS NOT DISTINCT FROM @extschema@.kakunin_tenant_id()
+                 AND @extschema@.kakunin_cert_status() OPERATOR(pg_catalog.=) 'active')
+                OR pg_catalog.pg_has_role('kakunin_admin', 'MEMBER'));
+COMMENT ON COLUMN kakunin.audit_log.actor_id IS
+    'Who appended: the bound agent id, else the session user; an administrative act made by the extension reads role:<name>. Only kakunin_admin may write it directly.';
+COMMENT ON COLUMN kakunin.audit_log.tenant_id IS 'The bound identity''s tenant. Only kakunin_admin may write it directly.';
+COMMENT ON COLUMN kakunin.audit_log.request_id IS
+    'x-request-id from request.headers: supplied by the client (PostgREST forwards it; any session can set request.headers), so it correlates but proves nothing.';
+
+-- Explicit integration and checkpoints: kakunin_admin only.
+REVOKE EXECUTE ON FUNCTION kakunin.audit_integrate() FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION kakunin.audit_checkpoint() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION kakunin.audit_integrate() TO kakunin_admin;
+GRANT EXECUTE ON FUNCTION kakunin.audit_checkpoint() TO kakunin_admin;
+
+COMMENT ON FUNCTION kakunin.audit_integrate() IS
+    'Integrates committed audit entries (and this transaction''s) into the Merkle tree (gapless seq, leaf hashes, nodes); returns how many. Waits at most 5 s for another sequencer (55P03). kakunin_admin only; appends and the background worker integrate on their own.';
+COMMENT ON FUNCTION kakunin.audit_checkpoint() IS
+    'Integrates committed entries and records an Ed25519-signed checkpoint (tree size, root hash) in kakunin.audit_checkpoints. kakunin_admin only.';
+COMMENT ON FUNCTION kakunin.audit_checkpoint_note() IS
+    'The latest checkpoint as a C2SP tlog-checkpoint signed note; for kakunin_admin, entries are integrated and a new checkpoint signed first if entries arrived since.';
+COMMENT ON FUNCTION kakunin.verify_audit_log() IS
+    'Recomputes every leaf and the tree and checks every checkpoint: {ok, entries, checkpoints, first_bad_seq, reason}. Verifies what is integrated; for kakunin_admin it integrates first.';
+COMMENT ON FUNCTION kakunin.create_api_key(text, text, text[], timestamptz, jsonb, text) IS
+    'Creates an API key and returns its id and plaintext, once. Only SHA-256 of the secret is kept. The bound owner (42501 otherwise) derives it from its credential: capabilities within its key''s, claims within its scope (instruments and venues subsets, limits no higher, other claims equal), its tenant (none stays none), expiry no later; the key dies with that credential. kakunin_admin may create any key (recorded in the audit log).';
+COMMENT ON FUNCTION kakunin.verify_api_key(text) IS
+    'Checks an API key: {valid, key_id, owner_id, tenant_id, capabilities, claims, expires_at} or {valid: false, reason: malformed|unknown|revoked|expired|suspended|retired}; the status is the most severe of the key''s, the keys and certificate it was derived from, and its agent''s. One index probe and a constant-time hash comparison.';
+COMMENT ON FUNCTION kakunin.revoke_api_key(uuid, text) IS 'Revokes a key the caller manages (its owner; a caller bound with a key, that key only; kakunin_admin); false if it was already revoked. Keys derived from it stop working too.';
+COMMENT ON FUNCTION kakunin.pre_request() IS
+    'PostgREST db-pre-request hook: binds from request.headers (x-kakunin-certificate + x-kakunin-proof, else x-api-key); a bad header raises, no header binds nothing. A certificate binds without proof only if the session user (PostgREST''s authenticator) is a kakunin_gateway member and nothing is bound yet in the transaction; replacing a binding needs the current role to be a gateway.';
