@@ -15,7 +15,6 @@ CREATE TABLE kakunin.api_keys (
     revoked_at     timestamptz,
     revoked_reason text,
     rotated_to     uuid,
-    last_used_at   timestamptz,
     parent_key_id  uuid,
     parent_serial  text
 );
@@ -29,7 +28,7 @@ CREATE POLICY owner_or_admin ON kakunin.api_keys FOR SELECT
     USING (owner_id OPERATOR(pg_catalog.=) @extschema@.kakunin_agent_id()
            OR pg_catalog.pg_has_role('kakunin_admin', 'MEMBER'));
 GRANT SELECT (key_id, owner_id, tenant_id, name, capabilities, claims, created_at, created_by,
-              expires_at, revoked_at, revoked_reason, rotated_to, last_used_at,
+              expires_at, revoked_at, revoked_reason, rotated_to,
               parent_key_id, parent_serial)
     ON kakunin.api_keys TO PUBLIC;
 COMMENT ON COLUMN kakunin.api_keys.parent_key_id IS
@@ -40,6 +39,20 @@ COMMENT ON COLUMN kakunin.api_keys.parent_serial IS
 CREATE TRIGGER invalidate_caches
     AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON kakunin.api_keys
     FOR EACH STATEMENT EXECUTE FUNCTION kakunin.invalidate_caches();
+
+-- When each key was last used, apart from the key row: a bind writes here (at
+-- most once a minute, SKIP LOCKED), so no bind ever holds a lock that
+-- revoking the key must wait for (issue 15).
+CREATE TABLE kakunin.api_key_usage (
+    key_id       uuid PRIMARY KEY,
+    last_used_at timestamptz
+);
+COMMENT ON TABLE kakunin.api_key_usage IS
+    'When each API key was last used (written at most once a minute per key, never in a read-only transaction). Rows are visible with the key they belong to.';
+ALTER TABLE kakunin.api_key_usage ENABLE ROW LEVEL SECURITY;
+CREATE POLICY with_its_key ON kakunin.api_key_usage FOR SELECT
+    USING (EXISTS (SELECT FROM kakunin.api_keys k WHERE k.key_id OPERATOR(pg_catalog.=) api_key_usage.key_id));
+GRANT SELECT ON kakunin.api_key_usage TO PUBLIC;
 
 -- Who created, rotated, revoked or changed a key, and every failed verification
 -- (the audit log takes this over once it exists).
@@ -70,8 +83,8 @@ LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT k.key_id, k.name, k.owner_id, k.tenant_id, k.capabilities, k.claims,
-           k.created_at, k.expires_at, k.revoked_at, k.rotated_to, k.last_used_at
-    FROM kakunin.api_keys k
+           k.created_at, k.expires_at, k.revoked_at, k.rotated_to, u.last_used_at
+    FROM kakunin.api_keys k LEFT JOIN kakunin.api_key_usage u ON u.key_id = k.key_id
     WHERE k.owner_id = list_api_keys.owner_id
     ORDER BY k.created_at, k.key_id
 $$;

@@ -121,6 +121,8 @@ COMMENT ON FUNCTION kakunin.audit(text, jsonb) IS
     'Appends an audit entry (actor: the bound agent, or the session user) and returns its id; the sequencer assigns its seq in commit order.';
 COMMENT ON FUNCTION kakunin.audit_integrate() IS
     'Integrates committed audit entries (and this transaction''s) into the Merkle tree (gapless seq, leaf hashes, nodes); returns how many. Waits at most 5 s for another sequencer (55P03). kakunin_admin only; appends and the background worker integrate on their own.';
+COMMENT ON FUNCTION kakunin.audit_lag() IS
+    'Committed audit entries not yet placed in the tree: {unplaced, oldest_unplaced (RFC 3339), worker_running}. Open to all; reveals counts, not content.';
 COMMENT ON FUNCTION kakunin.audit_checkpoint() IS
     'Integrates committed entries and records an Ed25519-signed checkpoint (tree size, root hash) in kakunin.audit_checkpoints. kakunin_admin only.';
 COMMENT ON FUNCTION kakunin.audit_checkpoint_note() IS

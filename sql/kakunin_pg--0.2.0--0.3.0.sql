@@ -11,6 +11,34 @@ COMMENT ON COLUMN kakunin.api_keys.parent_key_id IS
 COMMENT ON COLUMN kakunin.api_keys.parent_serial IS
     'Serial (lowercase hex) of the certificate this key was derived from (by a caller bound with it): the key dies with it.';
 
+-- Last use lives apart from the key row, so that revoking a key never waits
+-- for a transaction that used it.
+CREATE TABLE kakunin.api_key_usage (
+    key_id       uuid PRIMARY KEY,
+    last_used_at timestamptz
+);
+COMMENT ON TABLE kakunin.api_key_usage IS
+    'When each API key was last used (written at most once a minute per key, never in a read-only transaction). Rows are visible with the key they belong to.';
+ALTER TABLE kakunin.api_key_usage ENABLE ROW LEVEL SECURITY;
+CREATE POLICY with_its_key ON kakunin.api_key_usage FOR SELECT
+    USING (EXISTS (SELECT FROM kakunin.api_keys k WHERE k.key_id OPERATOR(pg_catalog.=) api_key_usage.key_id));
+GRANT SELECT ON kakunin.api_key_usage TO PUBLIC;
+INSERT INTO kakunin.api_key_usage SELECT key_id, last_used_at FROM kakunin.api_keys;
+CREATE OR REPLACE FUNCTION kakunin.list_api_keys(owner_id text)
+RETURNS TABLE (key_id uuid, name text, owner_id text, tenant_id text, capabilities text[], claims jsonb,
+               created_at timestamptz, expires_at timestamptz, revoked_at timestamptz,
+               rotated_to uuid, last_used_at timestamptz)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT k.key_id, k.name, k.owner_id, k.tenant_id, k.capabilities, k.claims,
+           k.created_at, k.expires_at, k.revoked_at, k.rotated_to, u.last_used_at
+    FROM kakunin.api_keys k LEFT JOIN kakunin.api_key_usage u ON u.key_id = k.key_id
+    WHERE k.owner_id = list_api_keys.owner_id
+    ORDER BY k.created_at, k.key_id
+$$;
+ALTER TABLE kakunin.api_keys DROP COLUMN last_used_at;
+
 -- Failed verifications are aggregated and pruned.
 ALTER TABLE kakunin.api_key_events ADD COLUMN occurrences bigint NOT NULL DEFAULT 1;
 CREATE INDEX api_key_events_failures_idx ON kakunin.api_key_events (at) WHERE event = 'verify_failed';
@@ -19,8 +47,6 @@ COMMENT ON COLUMN kakunin.api_key_events.occurrences IS
 COMMENT ON TABLE kakunin.api_key_events IS
     'API key events: created, rotated, revoked, claims_updated, and failed verifications (verify_failed, aggregated per minute, kept 30 days), with who (role and bound agent), when and why.';
 
--- pg_temp last, so that it is never searched first for types.
-ALTER FUNCTION kakunin.list_api_keys(text) SET search_path = pg_catalog, pg_temp;
 
 -- Payloads nested deeper than verification accepts are refused when written.
 CREATE TRIGGER check_payload BEFORE INSERT ON kakunin.audit_log
@@ -70,3 +96,11 @@ COMMENT ON FUNCTION kakunin.verify_api_key(text) IS
 COMMENT ON FUNCTION kakunin.revoke_api_key(uuid, text) IS 'Revokes a key the caller manages (its owner; a caller bound with a key, that key only; kakunin_admin); false if it was already revoked. Keys derived from it stop working too.';
 COMMENT ON FUNCTION kakunin.pre_request() IS
     'PostgREST db-pre-request hook: binds from request.headers (x-kakunin-certificate + x-kakunin-proof, else x-api-key); a bad header raises, no header binds nothing. A certificate binds without proof only if the session user (PostgREST''s authenticator) is a kakunin_gateway member and nothing is bound yet in the transaction; replacing a binding needs the current role to be a gateway.';
+
+-- How far the sequencer is behind (issue 15).
+CREATE FUNCTION kakunin."audit_lag"() RETURNS jsonb
+STRICT VOLATILE PARALLEL UNSAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'audit_lag_wrapper';
+COMMENT ON FUNCTION kakunin.audit_lag() IS
+    'Committed audit entries not yet placed in the tree: {unplaced, oldest_unplaced (RFC 3339), worker_running}. Open to all; reveals counts, not content.';

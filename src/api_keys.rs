@@ -21,7 +21,7 @@ use serde_json::{json, Value};
 use crate::bind::{identity, store};
 use crate::error::{spi_failed, KakuninError, OrRaise};
 use crate::invalidation::EpochCache;
-use crate::registry::{now_unix, tag_for};
+use crate::registry::{now_unix_micros, tag_for};
 use crate::spi_plans::{self, Visibility};
 use crate::{binding_setting, privilege};
 
@@ -65,7 +65,7 @@ fn verify(text: &str) -> Result<(ParsedKey, KeyRow), Refused> {
     let before = crate::invalidation::epoch();
     crate::invalidation::refresh();
     let key_id = api_key::uuid_string(&parsed.key_id);
-    match key_status(&key_id, Visibility::Latest, before, now_unix()) {
+    match key_status(&key_id, Visibility::Latest, before, now_unix_micros()) {
         CertStatus::Active => Ok((parsed, row)),
         CertStatus::Unknown => Err(("revoked", Some(parsed.key_id))),
         other => Err((other.as_str(), Some(parsed.key_id))),
@@ -85,10 +85,11 @@ fn fetch(key_id: &[u8; 16]) -> Option<KeyRow> {
         spi_plans::query(
             Visibility::Latest,
             &FETCH_PLAN,
-            c"SELECT secret_hash, owner_id, tenant_id, capabilities, claims::text,
-                     extract(epoch FROM expires_at)::float8,
-                     extract(epoch FROM pg_catalog.now() - last_used_at)::float8
-              FROM kakunin.api_keys WHERE key_id OPERATOR(pg_catalog.=) $1",
+            c"SELECT k.secret_hash, k.owner_id, k.tenant_id, k.capabilities, k.claims::text,
+                     extract(epoch FROM k.expires_at)::float8,
+                     extract(epoch FROM pg_catalog.now() - u.last_used_at)::float8
+              FROM kakunin.api_keys k LEFT JOIN kakunin.api_key_usage u ON u.key_id OPERATOR(pg_catalog.=) k.key_id
+              WHERE k.key_id OPERATOR(pg_catalog.=) $1",
             &[pg_sys::UUIDOID],
             &[arg],
             |row| KeyRow {
@@ -201,9 +202,11 @@ fn record_failure(key_id: Option<&[u8; 16]>, reason: &'static str) {
     .unwrap_or_else(|e| spi_failed("prune old API key failures", e));
 }
 
-/// Writes `last_used_at` at most once a minute per key, never blocking on a
-/// concurrent writer (SKIP LOCKED), and never when read-only. Within the
-/// minute a verification stays read-only: no transaction id, no WAL.
+/// Writes `last_used_at` (in `kakunin.api_key_usage`, not the key row, so that
+/// revoking the key never waits for this transaction) at most once a minute
+/// per key, never blocking on a concurrent writer (SKIP LOCKED; the row exists
+/// from the key's creation, so no insert can wait either), and never when
+/// read-only. Within the minute a verification stays read-only.
 fn touch(key_id: &[u8; 16], row: &KeyRow) {
     if !privilege::writable() || row.idle_seconds.is_some_and(|idle| idle < 60) {
         return;
@@ -211,11 +214,11 @@ fn touch(key_id: &[u8; 16], row: &KeyRow) {
     let key = pgrx::Uuid::from_bytes(*key_id);
     privilege::as_extension_owner(|| {
         spi_plans::run(
-            "UPDATE kakunin.api_keys SET last_used_at = pg_catalog.now()
-             WHERE key_id = (SELECT key_id FROM kakunin.api_keys
+            "UPDATE kakunin.api_key_usage SET last_used_at = pg_catalog.now()
+             WHERE key_id OPERATOR(pg_catalog.=) (SELECT key_id FROM kakunin.api_key_usage
                              WHERE key_id OPERATOR(pg_catalog.=) $1
                                AND (last_used_at IS NULL
-                                    OR last_used_at OPERATOR(pg_catalog.<) pg_catalog.now() - interval '1 minute')
+                                    OR last_used_at OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-) interval '1 minute'))
                              FOR UPDATE SKIP LOCKED)",
             &[key.into()],
         )
@@ -300,7 +303,9 @@ struct KeyState {
     owner_id: String,
     /// Any key of the lineage revoked, or a parent missing (fail closed).
     revoked: bool,
-    /// The earliest expiry along the lineage.
+    /// The earliest expiry along the lineage, in microseconds since the Unix
+    /// epoch (a timestamp's own precision: a key never works a second late
+    /// or stops one early).
     expires_at: Option<i64>,
     /// Serial of the certificate the lineage was derived from.
     root_serial: Option<String>,
@@ -314,8 +319,13 @@ const MAX_LINEAGE: i32 = 16;
 /// shortened one), or the status of its agent and of the certificate its
 /// lineage was derived from, the most severe winning. Read as the extension
 /// owner (the lineage may hold keys RLS hides from the caller) and cached per
-/// invalidation epoch.
-pub fn key_status(key_id: &str, visibility: Visibility, epoch_before: u64, now: i64) -> CertStatus {
+/// invalidation epoch. `now_micros`: microseconds since the Unix epoch.
+pub fn key_status(
+    key_id: &str,
+    visibility: Visibility,
+    epoch_before: u64,
+    now_micros: i64,
+) -> CertStatus {
     thread_local! {
         static PLAN: Cell<pg_sys::SPIPlanPtr> = const { Cell::new(std::ptr::null_mut()) };
         /// key id -> state (None: the key is missing)
@@ -338,7 +348,12 @@ pub fn key_status(key_id: &str, visibility: Visibility, epoch_before: u64, now: 
                                  l.depth OPERATOR(pg_catalog.+) 1
                           FROM lineage l JOIN kakunin.api_keys p ON p.key_id OPERATOR(pg_catalog.=) l.parent_key_id
                           WHERE l.depth OPERATOR(pg_catalog.<) $2)
-                      SELECT owner_id, revoked_at IS NOT NULL, extract(epoch FROM expires_at)::float8,
+                      SELECT owner_id, revoked_at IS NOT NULL,
+                             CASE WHEN expires_at IS NULL THEN NULL
+                                  WHEN pg_catalog.isfinite(expires_at)
+                                  THEN (extract(epoch FROM expires_at) OPERATOR(pg_catalog.*) 1000000)::int8
+                                  WHEN expires_at OPERATOR(pg_catalog.>) 'epoch' THEN 9223372036854775807
+                                  ELSE -9223372036854775807 END,
                              parent_key_id IS NOT NULL, parent_serial
                       FROM lineage ORDER BY depth",
                     &[pg_sys::TEXTOID, pg_sys::INT4OID],
@@ -347,7 +362,7 @@ pub fn key_status(key_id: &str, visibility: Visibility, epoch_before: u64, now: 
                         (
                             row.get::<String>(1).unwrap_or_default(),
                             row.get::<bool>(2).unwrap_or(true),
-                            row.get::<f64>(3).map(|t| t as i64),
+                            row.get::<i64>(3),
                             row.get::<bool>(4).unwrap_or(true),
                             row.get::<String>(5),
                         )
@@ -386,7 +401,7 @@ pub fn key_status(key_id: &str, visibility: Visibility, epoch_before: u64, now: 
         epoch_before,
     );
     let own = match state.expires_at {
-        Some(t) if t <= now => CertStatus::Expired,
+        Some(t) if t <= now_micros => CertStatus::Expired,
         _ => CertStatus::Active,
     };
     registry.map_or(own, |r| worst(own, r))
@@ -547,13 +562,16 @@ fn insert_key(key: NewKey<'_>) -> (pgrx::Uuid, String) {
     let actor = privilege::current_user_name();
     privilege::as_extension_owner(|| {
         spi_plans::run(
-            "INSERT INTO kakunin.api_keys
-                 (key_id, owner_id, tenant_id, name, secret_hash, capabilities, claims, expires_at, created_by,
-                  parent_key_id, parent_serial)
-             VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb,
-                     CASE WHEN $10::float8 IS NULL THEN $8
-                          ELSE LEAST(coalesce($8, 'infinity'), pg_catalog.to_timestamp($10)) END,
-                     $9, $11, $12)",
+            "WITH new_key AS (
+                 INSERT INTO kakunin.api_keys
+                     (key_id, owner_id, tenant_id, name, secret_hash, capabilities, claims, expires_at, created_by,
+                      parent_key_id, parent_serial)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb,
+                         CASE WHEN $10::float8 IS NULL THEN $8
+                              ELSE LEAST(coalesce($8, 'infinity'), pg_catalog.to_timestamp($10)) END,
+                         $9, $11, $12)
+                 RETURNING key_id)
+             INSERT INTO kakunin.api_key_usage (key_id) SELECT key_id FROM new_key",
             &[
                 key_uuid(&new.key_id).into(),
                 key.owner_id.into(),

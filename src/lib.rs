@@ -57,6 +57,11 @@ mod kakunin {}
 
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
+    // Errors go to clients: never with a Rust backtrace (build paths, frames),
+    // whatever RUST_BACKTRACE the server was started with. RUST_LIB_BACKTRACE
+    // takes precedence over it for captured backtraces. The library loads
+    // before any thread of ours exists.
+    std::env::set_var("RUST_LIB_BACKTRACE", "0");
     binding_setting::register();
     invalidation::register();
     verify_endpoint::register();

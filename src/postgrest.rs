@@ -26,8 +26,43 @@ use crate::error::OrRaise;
 use crate::fmgr::return_null;
 use crate::{binding_setting, privilege};
 
+/// The header `name` of `request.headers`, if present. A present header that
+/// is not a string (`{"x-api-key": 5}`) is refused, never ignored: a request
+/// must not run unbound because its credential had the wrong JSON type.
 fn header<'a>(headers: &'a Value, name: &str) -> Option<&'a str> {
-    headers.get(name).and_then(Value::as_str)
+    match headers.get(name)? {
+        Value::String(value) => Some(value),
+        Value::Null => None,
+        other => identity(format!(
+            "request header {name} must be a string, not {}",
+            match other {
+                Value::Bool(_) => "a boolean",
+                Value::Number(_) => "a number",
+                Value::Array(_) => "an array",
+                _ => "an object",
+            }
+        ))
+        .raise(),
+    }
+}
+
+/// The certificate in an `x-kakunin-certificate` header: URL-escaped (nginx's
+/// `$ssl_client_escaped_cert`), or form-encoded (spaces as `+`, which a
+/// PEM's armour lines reveal: base64 has `+` but never in `-----BEGIN+`).
+fn certificate_header(escaped: &str) -> String {
+    let form_encoded = escaped.contains("-----BEGIN+");
+    let spaced;
+    let text = if form_encoded {
+        spaced = escaped.replace('+', " ");
+        spaced.as_str()
+    } else {
+        escaped
+    };
+    percent_decode_str(text)
+        .decode_utf8()
+        .map_err(|_| identity("x-kakunin-certificate is not URL-escaped UTF-8"))
+        .or_raise()
+        .into_owned()
 }
 
 /// PostgREST's `request.headers` setting (a JSON object), if it is set.
@@ -76,11 +111,11 @@ fn pre_request() {
     let headers: Value = serde_json::from_str(raw)
         .map_err(|_| identity("request.headers is not valid JSON"))
         .or_raise();
+    if !headers.is_object() {
+        identity("request.headers must be a JSON object").raise();
+    }
     if let Some(escaped) = header(&headers, "x-kakunin-certificate") {
-        let pem = percent_decode_str(escaped)
-            .decode_utf8()
-            .map_err(|_| identity("x-kakunin-certificate is not URL-escaped UTF-8"))
-            .or_raise();
+        let pem = certificate_header(escaped);
         // The login role's standing is lent for the first bind of the
         // transaction only: SQL running later under the request role can never
         // use it to replace the identity bound (issue 14).

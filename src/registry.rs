@@ -79,6 +79,16 @@ pub fn pg_timestamp_to_unix(ts: pgrx::pg_sys::TimestampTz) -> i64 {
     ts.div_euclid(1_000_000) + 946_684_800
 }
 
+/// Microseconds since the Unix epoch: the precision of a `timestamptz`.
+pub fn pg_timestamp_to_unix_micros(ts: pgrx::pg_sys::TimestampTz) -> i64 {
+    ts.saturating_add(946_684_800_000_000)
+}
+
+pub fn now_unix_micros() -> i64 {
+    // SAFETY: GetCurrentTimestamp only reads the clock.
+    pg_timestamp_to_unix_micros(unsafe { pgrx::pg_sys::GetCurrentTimestamp() })
+}
+
 thread_local! {
     static STATEMENT_STATUS: Cell<Option<(u64, i64, CertStatus)>> = const { Cell::new(None) };
 }
@@ -100,7 +110,12 @@ pub fn bound_status(binding: &Binding) -> CertStatus {
     invalidation::refresh();
     let now = pg_timestamp_to_unix(statement);
     let status = match &binding.key_id {
-        Some(key_id) => crate::api_keys::key_status(key_id, Visibility::Statement, before, now),
+        Some(key_id) => crate::api_keys::key_status(
+            key_id,
+            Visibility::Statement,
+            before,
+            pg_timestamp_to_unix_micros(statement),
+        ),
         None => {
             let status = effective_status(
                 registry_status(

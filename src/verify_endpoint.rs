@@ -9,7 +9,8 @@
 //! The request runs on the backend's own thread, polled beside a 10 ms check
 //! of PostgreSQL's interrupt flag, so a query cancel or termination stops the
 //! wait at once; no other thread ever touches PostgreSQL. The timeout is
-//! `kakunin.verify_timeout_ms`, cut to what is left of `statement_timeout`.
+//! `kakunin.verify_timeout_ms`, cut to half of what is left of
+//! `statement_timeout` (see [`budget`]), and enforced by that loop too.
 
 use std::cell::RefCell;
 use std::ffi::CString;
@@ -97,22 +98,30 @@ fn verify_endpoint_stats() -> pgrx::JsonB {
     }))
 }
 
-fn timeout() -> Duration {
+/// Below this, a request is not worth starting: the bind answers `unknown`.
+const MIN_REQUEST: Duration = Duration::from_millis(20);
+
+/// How long one request may take: `kakunin.verify_timeout_ms`, and under a
+/// `statement_timeout` at most half of what is left of it, so that the rest
+/// of the statement (finishing the bind, whatever the query does after) keeps
+/// the other half however slow the machine: a bind under a statement timeout
+/// answers `unknown` instead of being cancelled (issue 15). None when less
+/// than [`MIN_REQUEST`] would be left.
+fn budget() -> Option<Duration> {
     let configured = i64::from(VERIFY_TIMEOUT_MS.get());
     // SAFETY: StatementTimeout is a plain setting variable; the timestamps are
     // read from the backend's own state.
     let remaining = unsafe {
         let limit = i64::from(pg_sys::StatementTimeout);
-        if limit > 0 {
+        (limit > 0).then(|| {
             let elapsed = (pg_sys::GetCurrentTimestamp()
                 - pg_sys::GetCurrentStatementStartTimestamp())
                 / 1000;
-            Some((limit - elapsed - 50).max(1))
-        } else {
-            None
-        }
+            limit - elapsed
+        })
     };
-    Duration::from_millis(remaining.map_or(configured, |r| r.min(configured)).max(1) as u64)
+    let ms = remaining.map_or(configured, |r| (r / 2).min(configured));
+    Some(Duration::from_millis(ms.max(0) as u64)).filter(|b| *b >= MIN_REQUEST)
 }
 
 fn interrupt_pending() -> bool {
@@ -121,6 +130,12 @@ fn interrupt_pending() -> bool {
 }
 
 fn fetch(url: &str, serial: &str) -> Answer {
+    let Some(budget) = budget() else {
+        return Answer::unknown(
+            "too little of statement_timeout is left to ask the verify endpoint",
+        );
+    };
+    let deadline = tokio::time::Instant::now() + budget;
     REQUESTS.set(REQUESTS.get() + 1);
     let outcome = CLIENT.with(|slot| {
         let mut slot = slot.borrow_mut();
@@ -139,7 +154,7 @@ fn fetch(url: &str, serial: &str) -> Answer {
             *slot = Some(Client { runtime, http });
         }
         let client = slot.as_ref().ok_or("no HTTP client")?;
-        let request = client.http.get(url).timeout(timeout());
+        let request = client.http.get(url).timeout(budget);
         client.runtime.block_on(async {
             let response = async {
                 let mut response = request.send().await.map_err(describe)?;
@@ -160,6 +175,8 @@ fn fetch(url: &str, serial: &str) -> Answer {
                         tokio::time::sleep(Duration::from_millis(10)).await;
                     }
                 } => Ok(None),
+                // Our own deadline too, in case the client's timer runs late.
+                _ = tokio::time::sleep_until(deadline) => Err("the verify endpoint did not answer in time".to_string()),
             }
         })
     });

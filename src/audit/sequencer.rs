@@ -162,6 +162,32 @@ pub fn integrate_if_free(own: bool) {
     });
 }
 
+/// `kakunin.audit_lag() → jsonb {unplaced, oldest_unplaced, worker_running}`:
+/// committed entries not yet in the tree (as the caller's snapshot sees them),
+/// the time of the oldest, and whether the background worker is connected to
+/// this database — so a stalled sequencer is visible (issue 15).
+#[pg_extern(schema = "kakunin", volatile, parallel_unsafe)]
+fn audit_lag() -> pgrx::JsonB {
+    let (unplaced, oldest) = privilege::as_extension_owner(|| {
+        spi_plans::connect(|client| {
+            let row = client
+                .select(
+                    "SELECT count(*), extract(epoch FROM min(ts))::float8 FROM kakunin.audit_log WHERE seq IS NULL",
+                    Some(1),
+                    &[],
+                )?
+                .first();
+            Ok::<_, pgrx::spi::Error>((row.get::<i64>(1)?.unwrap_or(0), row.get::<f64>(2)?))
+        })
+    })
+    .unwrap_or_else(|e| spi_failed("read the audit log", e));
+    pgrx::JsonB(serde_json::json!({
+        "unplaced": unplaced,
+        "oldest_unplaced": oldest.map(|t| kakunin_core::rfc3339(t as i64)),
+        "worker_running": super::worker::worker_running(),
+    }))
+}
+
 /// `kakunin.audit_integrate() → bigint`: integrates every committed entry not
 /// yet in the tree; returns how many. kakunin_admin only (EXECUTE).
 #[pg_extern(schema = "kakunin", volatile, parallel_unsafe)]

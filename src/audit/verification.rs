@@ -206,6 +206,13 @@ fn stored_nodes(size: u64) -> Result<NodeDigests, String> {
     bad.map_or(Ok(digests), Err)
 }
 
+/// A position or size as the caller gave it, refused (`22023`) if negative.
+fn non_negative(name: &str, value: i64) -> u64 {
+    u64::try_from(value).unwrap_or_else(|_| {
+        KakuninError::InvalidArgument(format!("{name} must be 0 or more (got {value})")).raise()
+    })
+}
+
 fn latest_checkpoint_size() -> Option<u64> {
     crate::spi_plans::select_one::<i64>("SELECT max(tree_size) FROM kakunin.audit_checkpoints", &[])
         .unwrap_or_else(|e| spi_failed("read the audit checkpoints", e))
@@ -220,11 +227,14 @@ fn audit_inclusion_proof(
     seq: Option<i64>,
     tree_size: default!(Option<i64>, "NULL"),
 ) -> pgrx::JsonB {
-    let seq = seq.ok_or(KakuninError::NullArgument("seq")).or_raise();
+    let seq = non_negative(
+        "seq",
+        seq.ok_or(KakuninError::NullArgument("seq")).or_raise(),
+    );
+    let tree_size = tree_size.map(|s| non_negative("tree_size", s));
     pgrx::JsonB(privilege::as_extension_owner(|| {
         let integrated = super::tree_size();
         let size = tree_size
-            .map(|s| s as u64)
             .or_else(latest_checkpoint_size)
             .unwrap_or(integrated);
         if size > integrated {
@@ -233,13 +243,13 @@ fn audit_inclusion_proof(
             ))
             .raise();
         }
-        let proof = inclusion_proof_from_nodes(seq as u64, size, &mut node_at)
+        let proof = inclusion_proof_from_nodes(seq, size, &mut node_at)
             .map_err(|e| KakuninError::InvalidArgument(e.to_string()))
             .or_raise();
         json!({
             "seq": seq,
             "tree_size": size,
-            "leaf_hash": hex::encode(node_at(0, seq as u64)),
+            "leaf_hash": hex::encode(node_at(0, seq)),
             "root_hash": hex::encode(root(size)),
             "proof": hex_list(&proof),
         })
@@ -251,12 +261,18 @@ fn audit_inclusion_proof(
 /// that the new tree extends it.
 #[pg_extern(schema = "kakunin", volatile, parallel_unsafe)]
 fn audit_consistency_proof(old_size: Option<i64>, new_size: Option<i64>) -> pgrx::JsonB {
-    let old = old_size
-        .ok_or(KakuninError::NullArgument("old_size"))
-        .or_raise() as u64;
-    let new = new_size
-        .ok_or(KakuninError::NullArgument("new_size"))
-        .or_raise() as u64;
+    let old = non_negative(
+        "old_size",
+        old_size
+            .ok_or(KakuninError::NullArgument("old_size"))
+            .or_raise(),
+    );
+    let new = non_negative(
+        "new_size",
+        new_size
+            .ok_or(KakuninError::NullArgument("new_size"))
+            .or_raise(),
+    );
     pgrx::JsonB(privilege::as_extension_owner(|| {
         let integrated = tree_size();
         if new > integrated {

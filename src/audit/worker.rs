@@ -64,19 +64,44 @@ fn worker_database() -> Option<String> {
         .filter(|d| !d.is_empty())
 }
 
-/// True when the background worker sequences this database, so appends
-/// leave integration to it: an append that integrates holds the sequencer
-/// lock until its own transaction ends. Fixed for a backend's life (a
-/// server-start setting, a connection's database).
+/// True when the background worker sequences this database and is running,
+/// so appends leave integration to it. Whether it is configured for this
+/// database is fixed for a backend's life (a server-start setting, a
+/// connection's database); whether it runs is checked at most once a second,
+/// so that while it is away (terminated, restarting) appends integrate again.
 pub fn serves_this_database() -> bool {
     thread_local! {
-        static SERVES: std::cell::OnceCell<bool> = const { std::cell::OnceCell::new() };
+        static CONFIGURED: std::cell::OnceCell<bool> = const { std::cell::OnceCell::new() };
+        static RUNNING: std::cell::Cell<Option<(std::time::Instant, bool)>> = const { std::cell::Cell::new(None) };
     }
-    SERVES.with(|serves| {
-        *serves.get_or_init(|| {
-            worker_database().is_some_and(|d| d == crate::privilege::database_name())
-        })
-    })
+    let configured = CONFIGURED.with(|c| {
+        *c.get_or_init(|| worker_database().is_some_and(|d| d == crate::privilege::database_name()))
+    });
+    if !configured {
+        return false;
+    }
+    if let Some((_, running)) = RUNNING
+        .get()
+        .filter(|(at, _)| at.elapsed() < Duration::from_secs(1))
+    {
+        return running;
+    }
+    let running = worker_running();
+    RUNNING.set(Some((std::time::Instant::now(), running)));
+    running
+}
+
+/// Whether a worker is connected to this database now.
+pub fn worker_running() -> bool {
+    crate::spi_plans::select_one::<bool>(
+        "SELECT EXISTS (SELECT FROM pg_catalog.pg_stat_activity
+                        WHERE backend_type OPERATOR(pg_catalog.=) 'kakunin audit sequencer'
+                          AND datname OPERATOR(pg_catalog.=) pg_catalog.current_database())",
+        &[],
+    )
+    .ok()
+    .flatten()
+    .unwrap_or(false)
 }
 
 #[pg_guard]
@@ -98,6 +123,11 @@ pub extern "C-unwind" fn kakunin_audit_worker_main(_arg: pg_sys::Datum) {
             }
         });
     }
+    // Asked to stop (shutdown, pg_terminate_backend, DROP DATABASE … WITH
+    // (FORCE)): exit 1, not 0, so that PostgreSQL restarts the worker after its
+    // restart time; a worker that exits 0 is unregistered for good.
+    // SAFETY: proc_exit runs the exit callbacks and never returns.
+    unsafe { pg_sys::proc_exit(1) };
 }
 
 /// The worker may start before `CREATE EXTENSION`; until then it only waits.

@@ -114,7 +114,7 @@ ROLLBACK TO SAVEPOINT other_owner;
 -- Events: who did what.
 SELECT is((SELECT array_agg(event ORDER BY id) FROM kakunin.api_key_events WHERE key_id = (SELECT key_id FROM k)),
     ARRAY['created', 'verify_failed', 'revoked', 'verify_failed'], 'creation, failed verifications and revocation are recorded');
-SELECT ok((SELECT last_used_at FROM kakunin.api_keys WHERE key_id = (SELECT key_id FROM k)) IS NOT NULL, 'last use is recorded');
+SELECT ok((SELECT last_used_at FROM kakunin.api_key_usage WHERE key_id = (SELECT key_id FROM k)) IS NOT NULL, 'last use is recorded');
 -- Verification and binding in a read-only transaction (as on a hot standby):
 -- they work and write nothing.
 SELECT dblink_connect('admin', kakunin_test.connstr('admin_user')) \g /dev/null
@@ -130,7 +130,7 @@ SELECT is((SELECT v FROM dblink('reader', format('SELECT kakunin.verify_api_key(
 SELECT is((SELECT v FROM dblink('reader', format('SELECT kakunin.bind_api_key(%L)->>''agent_id''', (SELECT api_key FROM committed_key))) AS t(v text)),
     'agent-ro', 'bind_api_key works in a read-only transaction');
 SELECT dblink_exec('reader', 'COMMIT') \g /dev/null
-SELECT is((SELECT v FROM dblink('admin', format('SELECT (last_used_at IS NULL)::text FROM kakunin.api_keys WHERE key_id = %L', (SELECT key_id FROM committed_key))) AS t(v text)),
+SELECT is((SELECT v FROM dblink('admin', format('SELECT (last_used_at IS NULL)::text FROM kakunin.api_key_usage WHERE key_id = %L', (SELECT key_id FROM committed_key))) AS t(v text)),
     'true', 'nothing was written by the read-only uses');
 SELECT * FROM dblink('admin', format('SELECT kakunin.revoke_api_key(%L, ''test cleanup'')', (SELECT key_id FROM committed_key))) AS t(v boolean) \g /dev/null
 SELECT dblink_disconnect('admin') \g /dev/null

@@ -2,7 +2,7 @@
 -- rotation, every event type, idempotence, and a revocation reaching the next
 -- statement of another session's open transaction.
 BEGIN;
-SELECT plan(34);
+SELECT plan(36);
 CALL kakunin_test.share_pgtap();
 CREATE TEMP TABLE v AS SELECT extract(epoch FROM now())::bigint AS now,
     'whsec_0123456789abcdef'::text AS secret,
@@ -78,6 +78,12 @@ SELECT is(pg_temp.deliver(jsonb_build_object('id', 'e7', 'type', 'agent.retired'
     'applied', 'agent.retired by agent id');
 SELECT is(kakunin.validate_certificate(kakunin_test.cert('agent-b'))->>'reason', 'retired', 'every certificate of agent-b is retired');
 SELECT is(pg_temp.deliver(pg_temp.event('e8', 'certificate.renewed', 'aa'))->>'status', 'ignored', 'an unknown event type is acknowledged and ignored');
+-- The CA's own format, as the seed's handler reads it: event.event, event.data.serial_number, no id.
+SELECT is(pg_temp.deliver(jsonb_build_object('event', 'certificate.suspended',
+        'data', jsonb_build_object('serial_number', upper((SELECT b_serial FROM v)), 'agent_id', 'agent-b'))::text)->>'status',
+    'applied', 'the CA''s own body (event, data.serial_number) is applied');
+SELECT is((SELECT status FROM kakunin.certificate_status WHERE serial = (SELECT b_serial FROM v)), 'suspended',
+    'and sets the status it names');
 -- Rotation: the CA signs with the old and the new secret at once.
 SELECT is(kakunin.handle_webhook(pg_temp.event('e9', 'certificate.renewed', 'aa'),
     format('t=%s,v1=%s,v1=%s', (SELECT now FROM v),

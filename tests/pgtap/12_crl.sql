@@ -43,7 +43,7 @@ SELECT is(kakunin.load_crl(kakunin_test.cert('crl-current')) - 'this_update' - '
 RESET ROLE;
 SELECT is(kakunin.validate_certificate(kakunin_test.cert('agent-b'))->>'status', 'active', 'fresh CRL: agent-b is active');
 SELECT is(kakunin.validate_certificate(kakunin_test.cert('agent-p384'))->>'status', 'revoked', 'the listed certificate is revoked');
-SELECT is((SELECT reason FROM kakunin.certificate_status WHERE serial = (SELECT serial FROM p)), 'crl: KeyCompromise',
+SELECT is((SELECT reason FROM kakunin.certificate_status WHERE serial = (SELECT serial FROM p)), 'crl: keyCompromise',
     'with the CRL''s reason');
 
 -- An older CRL is refused, and changes nothing.

@@ -44,6 +44,7 @@ INSERT INTO hostile_calls (as_role, fn, sql, must_succeed) SELECT r, fn::regproc
     ('kakunin.audit_checkpoint()', 'SELECT kakunin.audit_checkpoint()', r = 'hostile_admin'),
     ('kakunin.audit_checkpoint_note()', 'SELECT kakunin.audit_checkpoint_note()', true),
     ('kakunin.audit_public_key()', 'SELECT kakunin.audit_public_key()', true),
+    ('kakunin.audit_lag()', 'SELECT kakunin.audit_lag()', true),
     ('kakunin.validate_certificate(text,timestamptz)', format('SELECT kakunin.validate_certificate(%L)', cert_b), true),
     ('kakunin.current_request_id()', 'SELECT kakunin.current_request_id()', true),
     ('kakunin.verify_endpoint_stats()', 'SELECT kakunin.verify_endpoint_stats()', true),

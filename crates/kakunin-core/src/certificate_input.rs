@@ -70,7 +70,7 @@ pub fn decode(text: &str) -> Result<Vec<Vec<u8>>, InputError> {
 fn decode_pem(text: &str) -> Result<Vec<Vec<u8>>, InputError> {
     let mut ders = Vec::new();
     for item in CertificateDer::pem_slice_iter(text.as_bytes()) {
-        let cert = item.map_err(|e| InputError::BadPem(format!("{e:?}")))?;
+        let cert = item.map_err(|e| InputError::BadPem(e.to_string()))?;
         ders.push(cert.as_ref().to_vec());
         if ders.len() > MAX_CHAIN_LEN {
             return Err(InputError::TooManyCertificates(ders.len()));

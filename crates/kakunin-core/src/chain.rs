@@ -84,8 +84,41 @@ impl std::fmt::Display for ChainError {
 
 impl std::error::Error for ChainError {}
 
-fn classify(err: webpki::Error) -> ChainError {
+/// Extensions rustls-webpki understands when they are critical (RFC 5280
+/// §4.2): keyUsage, subjectAltName, basicConstraints, nameConstraints,
+/// cRLDistributionPoints, extKeyUsage.
+const SUPPORTED_CRITICAL: [&str; 6] = [
+    "2.5.29.15",
+    "2.5.29.17",
+    "2.5.29.19",
+    "2.5.29.30",
+    "2.5.29.31",
+    "2.5.29.37",
+];
+
+/// The OIDs of critical extensions in `ders` that [`SUPPORTED_CRITICAL`] lacks.
+fn unsupported_critical(ders: &[&[u8]]) -> Vec<String> {
+    use x509_parser::prelude::FromDer;
+    ders.iter()
+        .filter_map(|der| x509_parser::certificate::X509Certificate::from_der(der).ok())
+        .flat_map(|(_, cert)| {
+            cert.extensions()
+                .iter()
+                .filter(|e| {
+                    e.critical && !SUPPORTED_CRITICAL.contains(&e.oid.to_id_string().as_str())
+                })
+                .map(|e| e.oid.to_id_string())
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// A refusal in the caller's terms: what is wrong with the certificate (one
+/// of `ders`, the leaf and the intermediates), with the RFC 5280 rule where
+/// there is one; never a Rust type or variant name.
+fn classify_in(err: webpki::Error, ders: &[&[u8]]) -> ChainError {
     use webpki::Error as E;
+    let malformed = |what: &str| ChainError::Malformed(what.to_string());
     match err {
         E::UnknownIssuer => ChainError::UntrustedIssuer,
         E::CertNotValidYet { .. } => ChainError::NotYetValid,
@@ -96,16 +129,36 @@ fn classify(err: webpki::Error) -> ChainError {
         E::CaUsedAsEndEntity => ChainError::CaUsedAsLeaf,
         E::EndEntityUsedAsCa | E::PathLenConstraintViolated => ChainError::IssuerNotCa,
         E::RequiredEkuNotFoundContext(_) | E::EmptyEkuExtension => ChainError::WrongKeyUsage,
-        E::BadDer
-        | E::BadDerTime
-        | E::TrailingData(_)
-        | E::UnsupportedCertVersion
-        | E::MalformedExtensions
-        | E::ExtensionValueInvalid
-        | E::InvalidCertValidity
-        | E::InvalidSerialNumber
-        | E::UnsupportedCriticalExtension => ChainError::Malformed(format!("{err:?}")),
-        other => ChainError::Other(format!("{other:?}")),
+        E::BadDer => malformed("its DER encoding is invalid"),
+        E::BadDerTime => malformed("a validity time is not a valid DER time"),
+        E::TrailingData(_) => malformed("there are bytes after the certificate's DER"),
+        E::UnsupportedCertVersion => malformed("it is not an X.509 v3 certificate"),
+        E::MalformedExtensions => malformed("its extensions are not well formed"),
+        E::ExtensionValueInvalid => malformed("an extension value is invalid"),
+        E::InvalidCertValidity => malformed("its validity period ends before it starts"),
+        E::InvalidSerialNumber => malformed(
+            "its serial number is invalid (RFC 5280 §4.1.2.2: positive, at most 20 bytes)",
+        ),
+        E::UnsupportedCriticalExtension => {
+            let oids = unsupported_critical(ders);
+            ChainError::Malformed(if oids.is_empty() {
+                "it has a critical extension that is not supported (RFC 5280 §4.2)".into()
+            } else {
+                format!(
+                    "it has a critical extension that is not supported (RFC 5280 §4.2): OID {}",
+                    oids.join(", ")
+                )
+            })
+        }
+        E::CertExpired { .. } => ChainError::Other("a certificate in the chain has expired".into()),
+        E::CertRevoked => ChainError::Other("a certificate in the chain is revoked".into()),
+        E::NameConstraintViolation => {
+            ChainError::Other("an issuer's name constraints exclude it (RFC 5280 §4.2.1.10)".into())
+        }
+        E::MaximumPathDepthExceeded | E::MaximumPathBuildCallsExceeded => {
+            ChainError::Other("the chain is longer than allowed".into())
+        }
+        _ => ChainError::Other("the certification path does not validate (RFC 5280 §6)".into()),
     }
 }
 
@@ -137,6 +190,9 @@ pub fn verify(
         return Err(ChainError::NoTrustAnchors);
     }
     let leaf_der = CertificateDer::from(leaf);
+    let mut all: Vec<&[u8]> = vec![leaf];
+    all.extend(intermediates.iter().map(Vec::as_slice));
+    let classify = |e| classify_in(e, &all);
     let end_entity = EndEntityCert::try_from(&leaf_der).map_err(classify)?;
     let intermediate_ders: Vec<CertificateDer<'_>> = intermediates
         .iter()
@@ -160,9 +216,9 @@ pub fn verify(
         Ok(()) => Ok(ChainVerdict::Valid),
         Err(webpki::Error::CertExpired { .. }) => match check(leaf_not_after.min(at_unix)) {
             Ok(()) => Ok(ChainVerdict::Expired),
-            Err(e) => Err(classify(e)),
+            Err(e) => Err(classify_in(e, &all)),
         },
-        Err(e) => Err(classify(e)),
+        Err(e) => Err(classify_in(e, &all)),
     }
 }
 
@@ -179,6 +235,7 @@ pub fn check_anchor(der: &[u8]) -> Result<(), String> {
         return Err("not a CA certificate (basicConstraints CA:TRUE is required)".into());
     }
     let der = CertificateDer::from(der);
-    webpki::anchor_from_trusted_cert(&der).map_err(|e| format!("unusable as an anchor: {e:?}"))?;
+    webpki::anchor_from_trusted_cert(&der)
+        .map_err(|e| format!("unusable as an anchor: {}", classify_in(e, &[der.as_ref()])))?;
     Ok(())
 }

@@ -35,6 +35,22 @@ pub struct Crl {
     pub revoked: Vec<Revoked>,
 }
 
+/// A CRL reason code by its RFC 5280 §5.3.1 name.
+fn reason_name(reason: CrlReason) -> &'static str {
+    match reason {
+        CrlReason::Unspecified => "unspecified",
+        CrlReason::KeyCompromise => "keyCompromise",
+        CrlReason::CaCompromise => "cACompromise",
+        CrlReason::AffiliationChanged => "affiliationChanged",
+        CrlReason::Superseded => "superseded",
+        CrlReason::CessationOfOperation => "cessationOfOperation",
+        CrlReason::CertificateHold => "certificateHold",
+        CrlReason::RemoveFromCRL => "removeFromCRL",
+        CrlReason::PrivilegeWithdrawn => "privilegeWithdrawn",
+        CrlReason::AaCompromise => "aACompromise",
+    }
+}
+
 fn unix(t: x509_cert::time::Time) -> i64 {
     i64::try_from(t.to_unix_duration().as_secs()).unwrap_or(i64::MAX)
 }
@@ -46,7 +62,7 @@ pub fn parse(text: &str) -> Result<Crl, String> {
     }
     let der = if text.contains("-----BEGIN") {
         CertificateRevocationListDer::from_pem_slice(text.as_bytes())
-            .map_err(|e| format!("CRL PEM is malformed: {e:?}"))?
+            .map_err(|e| format!("CRL PEM is malformed: {e}"))?
             .as_ref()
             .to_vec()
     } else {
@@ -82,7 +98,7 @@ pub fn parse(text: &str) -> Result<Crl, String> {
             if ext.extn_id == <CrlReason as x509_cert::der::oid::AssociatedOid>::OID {
                 let r = CrlReason::from_der(ext.extn_value.as_bytes())
                     .map_err(|e| format!("CRL reason: {e}"))?;
-                reason = Some(format!("{r:?}"));
+                reason = Some(reason_name(r).to_string());
             }
         }
         revoked.push(Revoked {
@@ -130,7 +146,7 @@ impl Crl {
             ("1.2.840.113549.1.1.13", KeyType::Rsa) => &signature::RSA_PKCS1_2048_8192_SHA512,
             (oid, key_type) => {
                 return Err(format!(
-                    "unsupported CRL signature algorithm {oid} for a {key_type:?} key"
+                    "unsupported CRL signature algorithm {oid} for an {key_type} key"
                 ))
             }
         };

@@ -171,7 +171,7 @@ fn algorithm_for<'k>(
         ("PS256", KeyType::Rsa) => &signature::RSA_PSS_2048_8192_SHA256,
         ("ES256" | "ES384" | "EdDSA" | "RS256" | "PS256", key_type) => {
             return Err(ProofError::KeyMismatch(format!(
-                "algorithm {alg} does not match the certificate's key type ({key_type:?})"
+                "algorithm {alg} does not match the certificate's key type ({key_type})"
             )))
         }
         (other, _) => return Err(ProofError::UnsupportedAlgorithm(other.to_string())),

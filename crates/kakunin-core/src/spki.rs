@@ -19,6 +19,18 @@ pub enum KeyType {
     Rsa,
 }
 
+impl std::fmt::Display for KeyType {
+    /// The names RFC 7518/8037 and RFC 8017 use.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            KeyType::EcP256 => "EC P-256",
+            KeyType::EcP384 => "EC P-384",
+            KeyType::Ed25519 => "Ed25519",
+            KeyType::Rsa => "RSA",
+        })
+    }
+}
+
 /// The key type and the bytes ring verifies with (EC point, Ed25519 key, or
 /// the RSAPublicKey DER).
 pub fn read(spki_der: &[u8]) -> Result<(KeyType, &[u8]), String> {

@@ -163,15 +163,27 @@ pub struct Event {
     pub reason: Option<String>,
 }
 
-/// Reads `{"id", "type", "data": {"serial_number"?, "agent_id"?, "reason"?}}`.
+/// Reads the CA's event: `{"event": "certificate.revoked", "data":
+/// {"serial_number", "agent_id"?, "reason"?}}` as the seed's handler reads it
+/// (`event.event`, `event.data.serial_number`), with `type` accepted for
+/// `event` and an optional `id`. Without an `id`, the event is identified by
+/// the SHA-256 of its body, so a retried delivery of the same event is still
+/// recognised as a replay.
 pub fn parse_event(body: &str) -> Result<Event, WebhookError> {
     let value: Value =
         serde_json::from_str(body).map_err(|_| WebhookError::MalformedEvent("body is not JSON"))?;
     let text = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_string);
-    let id = text(value.get("id"))
-        .filter(|id| !id.is_empty() && id.len() <= 200)
-        .ok_or(WebhookError::MalformedEvent("id is missing"))?;
-    let kind = text(value.get("type")).ok_or(WebhookError::MalformedEvent("type is missing"))?;
+    let id = match value.get("id") {
+        None | Some(Value::Null) => format!("sha256:{}", crate::sha256_hex(body.as_bytes())),
+        Some(id) => text(Some(id))
+            .filter(|id| !id.is_empty() && id.len() <= 200)
+            .ok_or(WebhookError::MalformedEvent(
+                "id must be a string of 1 to 200 characters",
+            ))?,
+    };
+    let kind = text(value.get("event").or_else(|| value.get("type"))).ok_or(
+        WebhookError::MalformedEvent("event (the event type) is missing"),
+    )?;
     let data = value.get("data");
     let serial = data
         .and_then(|d| d.get("serial_number").or_else(|| d.get("serial")))
@@ -199,6 +211,25 @@ mod tests {
 
     const SECRET: &[u8] = b"whsec_test_secret";
     const BODY: &str = r#"{"id":"evt_1","type":"certificate.revoked","data":{"serial_number":"0A:1B","reason":"keyCompromise"}}"#;
+
+    #[test]
+    fn the_seed_cas_own_format_is_read() {
+        // The seed's handler: event.event === 'certificate.revoked', event.data.serial_number.
+        let body = r#"{"event":"certificate.revoked","data":{"serial_number":"5A:5A:00:01","agent_id":"agt-1"}}"#;
+        let event = parse_event(body).unwrap();
+        assert_eq!(event.kind, "certificate.revoked");
+        assert_eq!(event.serial.as_deref(), Some("5a5a0001"));
+        assert_eq!(event.agent_id.as_deref(), Some("agt-1"));
+        assert_eq!(
+            event.id,
+            format!("sha256:{}", crate::sha256_hex(body.as_bytes()))
+        );
+        assert_eq!(
+            parse_event(body).unwrap().id,
+            event.id,
+            "a retry is the same event"
+        );
+    }
 
     #[test]
     fn a_signed_body_verifies_within_the_window() {
@@ -278,7 +309,8 @@ mod tests {
                 .unwrap();
         assert_eq!(retired.agent_id.as_deref(), Some("a-1"));
         assert!(parse_event("[]").is_err());
-        assert!(parse_event(r#"{"type":"x"}"#).is_err());
+        assert!(parse_event(r#"{"id":"e"}"#).is_err());
+        assert!(parse_event(r#"{"id":5,"event":"x"}"#).is_err());
         assert!(parse_event(r#"{"id":"e","type":"x","data":{"serial_number":"zz"}}"#).is_err());
     }
 }

@@ -60,6 +60,12 @@ fn careless_validator_traps_are_refused() {
     assert_eq!(verify_named("not-yet-valid"), Err(ChainError::NotYetValid));
     assert_eq!(verify_named("ca-as-leaf"), Err(ChainError::CaUsedAsLeaf));
     assert_eq!(verify_named("server-only"), Err(ChainError::WrongKeyUsage));
+    // Refused in the caller's terms: the extension's OID, no Rust variant name.
+    let unknown = verify_named("unknown-critical").unwrap_err().to_string();
+    assert_eq!(
+        unknown,
+        "certificate is malformed: it has a critical extension that is not supported (RFC 5280 §4.2): OID 1.3.6.1.4.1.99999.1"
+    );
     // signed-by-leaf with agent-a presented as its "intermediate".
     let forged = der("signed-by-leaf");
     let result = chain::verify(&forged, &[der("agent-a")], &anchors(), NOW, NOW + 1);
@@ -203,7 +209,7 @@ fn crls_parse_and_verify_against_their_issuer_only() {
     let p384_serial = read_profile(&p384).unwrap().serial;
     assert_eq!(current.revoked.len(), 1);
     assert_eq!(current.revoked[0].serial, p384_serial);
-    assert_eq!(current.revoked[0].reason.as_deref(), Some("KeyCompromise"));
+    assert_eq!(current.revoked[0].reason.as_deref(), Some("keyCompromise"));
     let rogue = crl("crl-rogue");
     assert!(
         rogue.verify(&root_spki).is_err(),

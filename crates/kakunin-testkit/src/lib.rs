@@ -33,6 +33,7 @@ fixtures!(
     "no-scope",
     "bad-scope",
     "server-only",
+    "unknown-critical",
     "ca-as-leaf",
     "signed-by-leaf",
     "expired",
