@@ -13,7 +13,7 @@ chown "$RUN_USER" "$WORK"
 DATA=$WORK/data SOCK=$WORK/sock DB=worker_test
 trap 'cluster_stop "$DATA" 2>/dev/null; rm -rf "$WORK"' EXIT
 PSQL=(psql -X -q -At -v ON_ERROR_STOP=1 -h "$SOCK" -p "$PORT" -U "$RUN_USER")
-echo "1..9"
+echo "1..12"
 n=0
 check() { # check DESCRIPTION COMMAND...
   n=$((n + 1))
@@ -102,3 +102,16 @@ control() { # the same SQL the checkpoint check used to run, unqualified, does r
   [ "$("${PSQL[@]}" -d "$DB" -c "SELECT count(*) FROM evil.hits")" -gt 0 ]
 }
 check "control: unqualified SQL under that path runs the owner's operator" control
+
+# Terminated (as DROP DATABASE … WITH (FORCE) or pg_terminate_backend do), the
+# worker is started again by PostgreSQL; meanwhile appends integrate themselves
+# and the lag is visible.
+before=$(worker_pid)
+"${PSQL[@]}" -d "$DB" -c "SELECT pg_terminate_backend($before)" >/dev/null
+check "while the worker is away, audit_lag() says so" \
+  eventually "false" "SELECT kakunin.audit_lag()->>'worker_running'"
+"${PSQL[@]}" -d "$DB" -c "SELECT kakunin.audit('while.away')" >/dev/null
+check "and an append places itself at its commit" \
+  eventually "1" "SELECT count(*) FROM kakunin.audit_log WHERE action = 'while.away' AND seq IS NOT NULL"
+check "PostgreSQL starts the worker again after it was terminated" \
+  eventually "true" "SELECT (count(*) = 1)::text FROM pg_stat_activity WHERE backend_type = 'kakunin audit sequencer' AND pid <> $before"

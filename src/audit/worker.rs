@@ -15,6 +15,8 @@ use pgrx::prelude::*;
 static DATABASE: GucSetting<Option<std::ffi::CString>> =
     GucSetting::<Option<std::ffi::CString>>::new(None);
 static NAPTIME_MS: GucSetting<i32> = GucSetting::<i32>::new(1_000);
+/// How long PostgreSQL waits before starting the worker again after it exited.
+const RESTART_TIME: Duration = Duration::from_secs(5);
 
 /// Defines the worker's settings and, when loaded at server start with a
 /// database named, registers the worker.
@@ -50,8 +52,9 @@ pub fn register() {
             .set_function("kakunin_audit_worker_main")
             .enable_spi_access()
             .set_start_time(pgrx::bgworkers::BgWorkerStartTime::RecoveryFinished)
-            // After an error (say, the database was dropped), try again later.
-            .set_restart_time(Some(Duration::from_secs(10)))
+            // After any exit but a clean shutdown (terminated, an error, the
+            // database dropped), PostgreSQL starts it again this much later.
+            .set_restart_time(Some(RESTART_TIME))
             .load();
     }
 }
