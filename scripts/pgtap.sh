@@ -77,4 +77,5 @@ if [ "${RUN_EVIDENCE:-0}" = 1 ]; then
   prove --exec bash tests/upgrade.t :: "$SOCK" "$PORT" "$RUN_USER"
   prove --exec bash tests/audit_worker.t :: "$((PORT + 5))"
   prove --exec bash tests/messages.t :: "$((PORT + 6))"
+  prove --exec bash tests/dump_restore.t :: "$SOCK" "$PORT" "$RUN_USER"
 fi

@@ -104,3 +104,27 @@ LANGUAGE c
 AS 'MODULE_PATHNAME', 'audit_lag_wrapper';
 COMMENT ON FUNCTION kakunin.audit_lag() IS
     'Committed audit entries not yet placed in the tree: {unplaced, oldest_unplaced (RFC 3339), worker_running}. Open to all; reveals counts, not content.';
+
+-- A logical backup (pg_dump, `supabase db dump`) carries everything the
+-- extension stores: CREATE EXTENSION recreates the objects, these rows and
+-- sequence positions are dumped as data. That includes secrets — the webhook
+-- HMAC secret, API key hashes, the audit signing key — because a restore
+-- without them would break webhooks, every key and the log's verifiability;
+-- a dump is as sensitive as the database itself. kakunin.audit_sequencer's one
+-- row comes from CREATE EXTENSION and is not dumped.
+SELECT pg_catalog.pg_extension_config_dump('kakunin.trust_anchors', '');
+SELECT pg_catalog.pg_extension_config_dump('kakunin.certificate_status', '');
+SELECT pg_catalog.pg_extension_config_dump('kakunin.proof_replay', '');
+SELECT pg_catalog.pg_extension_config_dump('kakunin.agent_status', '');
+SELECT pg_catalog.pg_extension_config_dump('kakunin.webhook_secret', '');
+SELECT pg_catalog.pg_extension_config_dump('kakunin.webhook_events', '');
+SELECT pg_catalog.pg_extension_config_dump('kakunin.crls', '');
+SELECT pg_catalog.pg_extension_config_dump('kakunin.api_keys', '');
+SELECT pg_catalog.pg_extension_config_dump('kakunin.api_key_usage', '');
+SELECT pg_catalog.pg_extension_config_dump('kakunin.api_key_events', '');
+SELECT pg_catalog.pg_extension_config_dump('kakunin.api_key_events_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('kakunin.audit_log', '');
+SELECT pg_catalog.pg_extension_config_dump('kakunin.audit_log_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('kakunin.audit_tree', '');
+SELECT pg_catalog.pg_extension_config_dump('kakunin.audit_checkpoints', '');
+SELECT pg_catalog.pg_extension_config_dump('kakunin.audit_signing_key', '');
