@@ -16,7 +16,8 @@ CREATE TABLE kakunin.api_keys (
     revoked_reason text,
     rotated_to     uuid,
     parent_key_id  uuid,
-    parent_serial  text
+    parent_serial  text,
+    parent_issuer  text
 );
 CREATE INDEX api_keys_owner_idx ON kakunin.api_keys (owner_id);
 COMMENT ON TABLE kakunin.api_keys IS
@@ -29,12 +30,14 @@ CREATE POLICY owner_or_admin ON kakunin.api_keys FOR SELECT
            OR pg_catalog.pg_has_role('kakunin_admin', 'MEMBER'));
 GRANT SELECT (key_id, owner_id, tenant_id, name, capabilities, claims, created_at, created_by,
               expires_at, revoked_at, revoked_reason, rotated_to,
-              parent_key_id, parent_serial)
+              parent_key_id, parent_serial, parent_issuer)
     ON kakunin.api_keys TO PUBLIC;
 COMMENT ON COLUMN kakunin.api_keys.parent_key_id IS
     'The API key this key was derived from (by a caller bound with it): the key dies with it and never exceeds it.';
 COMMENT ON COLUMN kakunin.api_keys.parent_serial IS
     'Serial (lowercase hex) of the certificate this key was derived from (by a caller bound with it): the key dies with it.';
+COMMENT ON COLUMN kakunin.api_keys.parent_issuer IS
+    'Hex of the issuer Name (DER) of that certificate: a certificate is its issuer and serial (RFC 5280 §4.1.2.2).';
 
 CREATE TRIGGER invalidate_caches
     AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON kakunin.api_keys

@@ -44,15 +44,25 @@ CREATE TRIGGER invalidate_caches
     AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON kakunin.trust_anchors
     FOR EACH STATEMENT EXECUTE FUNCTION kakunin.invalidate_caches();
 
+-- One row per certificate and source; a certificate's status is the most
+-- severe of its rows (src/registry.rs states the rules).
 CREATE TABLE kakunin.certificate_status (
-    serial     text PRIMARY KEY CHECK (serial ~ '^[0-9a-f]+$'),
-    status     text NOT NULL CHECK (status IN ('suspended', 'retired', 'revoked')),
+    serial     text NOT NULL CHECK (serial ~ '^[0-9a-f]+$'),
+    status     text NOT NULL CHECK (status IN ('active', 'suspended', 'retired', 'revoked')),
     reason     text,
     changed_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
-    changed_by text NOT NULL DEFAULT CURRENT_USER
+    changed_by text NOT NULL DEFAULT CURRENT_USER,
+    issuer     text NOT NULL DEFAULT '' CHECK (issuer ~ '^([0-9a-f]{2})*$'),
+    source     text NOT NULL DEFAULT 'admin' CHECK (source IN ('admin', 'webhook', 'crl')),
+    stated_at  timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    CONSTRAINT certificate_status_pkey PRIMARY KEY (serial, issuer, source)
 );
 COMMENT ON TABLE kakunin.certificate_status IS
-    'Local revocation registry: serial (lowercase hex) -> suspended, retired or revoked. A serial not listed is active. Write it with kakunin.set_certificate_status.';
+    'Local revocation registry, one row per certificate and source (admin, webhook, crl): a certificate''s status is the most severe of its rows and its agent''s. A CA revocation is final; an older statement never replaces a newer one. Write it with kakunin.set_certificate_status, kakunin.handle_webhook, kakunin.load_crl.';
+COMMENT ON COLUMN kakunin.certificate_status.issuer IS
+    'Hex of the issuer Name (DER) the statement is about; empty: the serial under every trusted issuer (an admin or webhook statement, which names no issuer).';
+COMMENT ON COLUMN kakunin.certificate_status.stated_at IS
+    'When the source made the statement (a webhook event''s own time, a CRL''s thisUpdate, the administrator''s clock); an older statement never replaces a newer one.';
 CREATE TRIGGER invalidate_caches
     AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON kakunin.certificate_status
     FOR EACH STATEMENT EXECUTE FUNCTION kakunin.invalidate_caches();

@@ -11,7 +11,7 @@ GRANT USAGE ON SCHEMA kakunin TO PUBLIC;
 -- Binding reads these as the caller. Certificates and their status are public
 -- information (as OCSP answers are); reasons and audit columns are not.
 GRANT SELECT ON kakunin.trust_anchors TO PUBLIC;
-GRANT SELECT (serial, status) ON kakunin.certificate_status TO PUBLIC;
+GRANT SELECT (serial, issuer, source, status) ON kakunin.certificate_status TO PUBLIC;
 
 -- Administration: EXECUTE for kakunin_admin only (each function re-checks),
 -- the writes themselves happen as the extension owner.

@@ -4,12 +4,50 @@
 \echo Use "ALTER EXTENSION kakunin_pg UPDATE TO '0.3.0'" to load this file. \quit
 
 -- Keys remember the credential they were derived from, and die with it.
-ALTER TABLE kakunin.api_keys ADD COLUMN parent_key_id uuid, ADD COLUMN parent_serial text;
-GRANT SELECT (parent_key_id, parent_serial) ON kakunin.api_keys TO PUBLIC;
+ALTER TABLE kakunin.api_keys ADD COLUMN parent_key_id uuid, ADD COLUMN parent_serial text, ADD COLUMN parent_issuer text;
+GRANT SELECT (parent_key_id, parent_serial, parent_issuer) ON kakunin.api_keys TO PUBLIC;
 COMMENT ON COLUMN kakunin.api_keys.parent_key_id IS
     'The API key this key was derived from (by a caller bound with it): the key dies with it and never exceeds it.';
 COMMENT ON COLUMN kakunin.api_keys.parent_serial IS
     'Serial (lowercase hex) of the certificate this key was derived from (by a caller bound with it): the key dies with it.';
+COMMENT ON COLUMN kakunin.api_keys.parent_issuer IS
+    'Hex of the issuer Name (DER) of that certificate: a certificate is its issuer and serial (RFC 5280 §4.1.2.2).';
+
+-- Statuses: one row per certificate (issuer and serial) and source, combined
+-- by severity; a CA revocation is final, an older statement never wins.
+ALTER TABLE kakunin.certificate_status
+    ADD COLUMN issuer text NOT NULL DEFAULT '' CHECK (issuer ~ '^([0-9a-f]{2})*$'),
+    ADD COLUMN source text NOT NULL DEFAULT 'admin' CHECK (source IN ('admin', 'webhook', 'crl')),
+    ADD COLUMN stated_at timestamptz NOT NULL DEFAULT pg_catalog.now();
+UPDATE kakunin.certificate_status
+    SET source = CASE changed_by WHEN 'webhook' THEN 'webhook' WHEN 'crl' THEN 'crl' ELSE 'admin' END,
+        stated_at = changed_at;
+ALTER TABLE kakunin.certificate_status
+    DROP CONSTRAINT certificate_status_pkey,
+    ADD CONSTRAINT certificate_status_pkey PRIMARY KEY (serial, issuer, source),
+    DROP CONSTRAINT certificate_status_status_check,
+    ADD CONSTRAINT certificate_status_status_check CHECK (status IN ('active', 'suspended', 'retired', 'revoked'));
+REVOKE SELECT ON kakunin.certificate_status FROM PUBLIC;
+GRANT SELECT (serial, issuer, source, status) ON kakunin.certificate_status TO PUBLIC;
+COMMENT ON TABLE kakunin.certificate_status IS
+    'Local revocation registry, one row per certificate and source (admin, webhook, crl): a certificate''s status is the most severe of its rows and its agent''s. A CA revocation is final; an older statement never replaces a newer one. Write it with kakunin.set_certificate_status, kakunin.handle_webhook, kakunin.load_crl.';
+COMMENT ON COLUMN kakunin.certificate_status.issuer IS
+    'Hex of the issuer Name (DER) the statement is about; empty: the serial under every trusted issuer (an admin or webhook statement, which names no issuer).';
+COMMENT ON COLUMN kakunin.certificate_status.stated_at IS
+    'When the source made the statement (a webhook event''s own time, a CRL''s thisUpdate, the administrator''s clock); an older statement never replaces a newer one.';
+ALTER TABLE kakunin.agent_status
+    ADD COLUMN source text NOT NULL DEFAULT 'admin' CHECK (source IN ('admin', 'webhook')),
+    ADD COLUMN stated_at timestamptz NOT NULL DEFAULT pg_catalog.now();
+UPDATE kakunin.agent_status
+    SET source = CASE changed_by WHEN 'webhook' THEN 'webhook' ELSE 'admin' END, stated_at = changed_at;
+ALTER TABLE kakunin.agent_status
+    DROP CONSTRAINT agent_status_pkey,
+    ADD CONSTRAINT agent_status_pkey PRIMARY KEY (agent_id, source),
+    DROP CONSTRAINT agent_status_status_check,
+    ADD CONSTRAINT agent_status_status_check CHECK (status IN ('active', 'suspended', 'retired', 'revoked'));
+GRANT SELECT (source) ON kakunin.agent_status TO PUBLIC;
+COMMENT ON TABLE kakunin.agent_status IS
+    'Agent-level status, one row per agent and source (admin, webhook): applies to every certificate and key of the agent, combined as in kakunin.certificate_status.';
 
 -- Last use lives apart from the key row, so that revoking a key never waits
 -- for a transaction that used it.

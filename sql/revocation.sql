@@ -4,15 +4,18 @@
 -- Agent-level status (webhook agent.retired without a serial, or an admin):
 -- applies to every certificate and key of the agent.
 CREATE TABLE kakunin.agent_status (
-    agent_id   text PRIMARY KEY,
-    status     text NOT NULL CHECK (status IN ('suspended', 'retired', 'revoked')),
+    agent_id   text NOT NULL,
+    status     text NOT NULL CHECK (status IN ('active', 'suspended', 'retired', 'revoked')),
     reason     text,
     changed_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
-    changed_by text NOT NULL
+    changed_by text NOT NULL,
+    source     text NOT NULL DEFAULT 'admin' CHECK (source IN ('admin', 'webhook')),
+    stated_at  timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    CONSTRAINT agent_status_pkey PRIMARY KEY (agent_id, source)
 );
 COMMENT ON TABLE kakunin.agent_status IS
-    'Agent-level status: an agent listed here is suspended, retired or revoked whatever certificate it presents.';
-GRANT SELECT (agent_id, status) ON kakunin.agent_status TO PUBLIC;
+    'Agent-level status, one row per agent and source (admin, webhook): applies to every certificate and key of the agent, combined as in kakunin.certificate_status.';
+GRANT SELECT (agent_id, source, status) ON kakunin.agent_status TO PUBLIC;
 CREATE TRIGGER invalidate_caches
     AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON kakunin.agent_status
     FOR EACH STATEMENT EXECUTE FUNCTION kakunin.invalidate_caches();

@@ -307,8 +307,10 @@ struct KeyState {
     /// epoch (a timestamp's own precision: a key never works a second late
     /// or stops one early).
     expires_at: Option<i64>,
-    /// Serial of the certificate the lineage was derived from.
+    /// Serial and issuer (hex of its Name) of the certificate the lineage was
+    /// derived from.
     root_serial: Option<String>,
+    root_issuer: Option<String>,
 }
 
 /// How many keys deep a lineage is followed; a deeper one counts as broken.
@@ -341,11 +343,12 @@ pub fn key_status(
                     visibility,
                     &PLAN,
                     c"WITH RECURSIVE lineage AS (
-                          SELECT k.owner_id, k.revoked_at, k.expires_at, k.parent_key_id, k.parent_serial, 1 AS depth
+                          SELECT k.owner_id, k.revoked_at, k.expires_at, k.parent_key_id, k.parent_serial,
+                                 k.parent_issuer, 1 AS depth
                           FROM kakunin.api_keys k WHERE k.key_id OPERATOR(pg_catalog.=) $1::uuid
                         UNION ALL
                           SELECT p.owner_id, p.revoked_at, p.expires_at, p.parent_key_id, p.parent_serial,
-                                 l.depth OPERATOR(pg_catalog.+) 1
+                                 p.parent_issuer, l.depth OPERATOR(pg_catalog.+) 1
                           FROM lineage l JOIN kakunin.api_keys p ON p.key_id OPERATOR(pg_catalog.=) l.parent_key_id
                           WHERE l.depth OPERATOR(pg_catalog.<) $2)
                       SELECT owner_id, revoked_at IS NOT NULL,
@@ -354,7 +357,7 @@ pub fn key_status(
                                   THEN (extract(epoch FROM expires_at) OPERATOR(pg_catalog.*) 1000000)::int8
                                   WHEN expires_at OPERATOR(pg_catalog.>) 'epoch' THEN 9223372036854775807
                                   ELSE -9223372036854775807 END,
-                             parent_key_id IS NOT NULL, parent_serial
+                             parent_key_id IS NOT NULL, parent_serial, parent_issuer
                       FROM lineage ORDER BY depth",
                     &[pg_sys::TEXTOID, pg_sys::INT4OID],
                     &[arg, depth],
@@ -365,6 +368,7 @@ pub fn key_status(
                             row.get::<i64>(3),
                             row.get::<bool>(4).unwrap_or(true),
                             row.get::<String>(5),
+                            row.get::<String>(6),
                         )
                     },
                 )
@@ -376,6 +380,7 @@ pub fn key_status(
                 revoked: rows.iter().any(|r| r.1) || rows.last().is_some_and(|r| r.3),
                 expires_at: rows.iter().filter_map(|r| r.2).min(),
                 root_serial: rows.last().and_then(|r| r.4.clone()),
+                root_issuer: rows.last().and_then(|r| r.5.clone()),
             });
             CACHE.with(|c| {
                 c.insert(
@@ -396,6 +401,7 @@ pub fn key_status(
     }
     let registry = crate::registry::registry_status(
         state.root_serial.as_deref().unwrap_or(""),
+        state.root_issuer.as_deref().unwrap_or(""),
         &state.owner_id,
         visibility,
         epoch_before,
@@ -418,6 +424,7 @@ struct Caller {
 struct Lineage {
     parent_key_id: Option<pgrx::Uuid>,
     parent_serial: Option<String>,
+    parent_issuer: Option<String>,
 }
 
 impl Caller {
@@ -506,11 +513,12 @@ impl Caller {
         let lineage = match &own.key_id {
             Some(k) => Lineage {
                 parent_key_id: uuid_from_text(k),
-                parent_serial: None,
+                ..Lineage::default()
             },
             None => Lineage {
                 parent_key_id: None,
                 parent_serial: Some(own.serial.clone()),
+                parent_issuer: Some(own.issuer.clone()),
             },
         };
         Derived {
@@ -565,11 +573,11 @@ fn insert_key(key: NewKey<'_>) -> (pgrx::Uuid, String) {
             "WITH new_key AS (
                  INSERT INTO kakunin.api_keys
                      (key_id, owner_id, tenant_id, name, secret_hash, capabilities, claims, expires_at, created_by,
-                      parent_key_id, parent_serial)
+                      parent_key_id, parent_serial, parent_issuer)
                  VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb,
                          CASE WHEN $10::float8 IS NULL THEN $8
                               ELSE LEAST(coalesce($8, 'infinity'), pg_catalog.to_timestamp($10)) END,
-                         $9, $11, $12)
+                         $9, $11, $12, $13)
                  RETURNING key_id)
              INSERT INTO kakunin.api_key_usage (key_id) SELECT key_id FROM new_key",
             &[
@@ -585,6 +593,7 @@ fn insert_key(key: NewKey<'_>) -> (pgrx::Uuid, String) {
                 key.expiry_cap.map(|t| t as f64).into(),
                 key.lineage.parent_key_id.into(),
                 key.lineage.parent_serial.into(),
+                key.lineage.parent_issuer.into(),
             ],
         )
     })
@@ -687,7 +696,7 @@ fn visible_key(key_id: pgrx::Uuid) -> ManagedKey {
     let row = spi_plans::connect(|client| {
         let table = client.select(
             "SELECT owner_id, tenant_id, name, capabilities, claims::text, revoked_at IS NOT NULL,
-                    expires_at, parent_key_id, parent_serial
+                    expires_at, parent_key_id, parent_serial, parent_issuer
              FROM kakunin.api_keys WHERE key_id OPERATOR(pg_catalog.=) $1",
             Some(1),
             &[key_id.into()],
@@ -710,6 +719,7 @@ fn visible_key(key_id: pgrx::Uuid) -> ManagedKey {
             lineage: Lineage {
                 parent_key_id: row.get::<pgrx::Uuid>(8)?,
                 parent_serial: row.get::<String>(9)?,
+                parent_issuer: row.get::<String>(10)?,
             },
         }))
     })

@@ -249,7 +249,8 @@ fn bind_agent_serial(serial: Option<&str>) -> pgrx::JsonB {
     let scope = answer.scope.clone().unwrap_or_default();
     let before = crate::invalidation::epoch();
     crate::invalidation::refresh();
-    let local = registry::registry_status(&serial, &agent_id, Visibility::Latest, before);
+    // The endpoint names no issuer: issuer-less rows and the agent's apply.
+    let local = registry::registry_status(&serial, "", &agent_id, Visibility::Latest, before);
     let status = local.map_or(answer.status, |l| worst(l, answer.status));
     let binding = Binding {
         agent_id,

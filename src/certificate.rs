@@ -119,6 +119,7 @@ pub fn check(input: &str, at: i64, visibility: Visibility) -> Result<Checked, Re
     invalidation::refresh();
     let registry_entry = registry::registry_status(
         &parsed.profile.serial,
+        &hex::encode(&parsed.profile.issuer_der),
         &parsed.profile.agent_id,
         visibility,
         before,

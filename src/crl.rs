@@ -14,7 +14,7 @@ use serde_json::json;
 
 use crate::error::{spi_failed, KakuninError, OrRaise};
 use crate::invalidation::{self, EpochCache};
-use crate::registry::tag_for;
+use crate::registry::{self, tag_for};
 use crate::spi_plans::{self, Visibility};
 use crate::{privilege, trust};
 
@@ -88,6 +88,16 @@ fn load_crl(crl: Option<&str>) -> pgrx::JsonB {
         .iter()
         .map(|r| format!("crl: {}", r.reason.as_deref().unwrap_or("unspecified")))
         .collect();
+    // certificateHold is the one reason a CA may lift (RFC 5280 §5.3.1).
+    let statuses: Vec<&str> = parsed
+        .revoked
+        .iter()
+        .map(|r| match r.reason.as_deref() {
+            Some("certificateHold") => "suspended",
+            _ => "revoked",
+        })
+        .collect();
+    let issuer = hex::encode(&parsed.issuer_der);
     let newly_revoked = privilege::as_extension_owner(|| {
         spi_plans::connect_mut(|client| {
             client.update(
@@ -110,18 +120,49 @@ fn load_crl(crl: Option<&str>) -> pgrx::JsonB {
                     actor.as_str().into(),
                 ],
             )?;
+            // A CRL speaks for its issuer only, as of its thisUpdate, under the
+            // registry's rule; a hold it no longer lists is lifted.
+            client.update(
+                &format!(
+                    "UPDATE kakunin.certificate_status AS c
+                     SET status = 'active', reason = 'crl: hold lifted', stated_at = excluded.stated_at,
+                         changed_at = pg_catalog.now(), changed_by = 'crl'
+                     FROM (SELECT pg_catalog.to_timestamp($3) AS stated_at) AS excluded
+                     WHERE c.source OPERATOR(pg_catalog.=) 'crl' AND c.issuer OPERATOR(pg_catalog.=) $2
+                       AND c.status OPERATOR(pg_catalog.=) 'suspended'
+                       AND c.serial OPERATOR(pg_catalog.<>) ALL ($1::text[]) AND {}",
+                    registry::SUPERSEDES
+                ),
+                None,
+                &[
+                    serials.clone().into(),
+                    issuer.as_str().into(),
+                    (parsed.this_update as f64).into(),
+                ],
+            )?;
             client
                 .update(
-                    "INSERT INTO kakunin.certificate_status (serial, status, reason, changed_at, changed_by)
-                     SELECT s, 'revoked', r, pg_catalog.now(), 'crl'
-                     FROM ROWS FROM (pg_catalog.unnest($1::text[]), pg_catalog.unnest($2::text[])) AS u(s, r)
-                     ON CONFLICT (serial) DO UPDATE
-                     SET status = 'revoked', reason = excluded.reason,
-                         changed_at = excluded.changed_at, changed_by = excluded.changed_by
-                     WHERE kakunin.certificate_status.status OPERATOR(pg_catalog.<>) 'revoked'
-                     RETURNING serial",
+                    &format!(
+                        "INSERT INTO kakunin.certificate_status AS c
+                             (serial, issuer, source, status, reason, stated_at, changed_at, changed_by)
+                         SELECT s, $3, 'crl', st, r, pg_catalog.to_timestamp($4), pg_catalog.now(), 'crl'
+                         FROM ROWS FROM (pg_catalog.unnest($1::text[]), pg_catalog.unnest($2::text[]),
+                                         pg_catalog.unnest($5::text[])) AS u(s, r, st)
+                         ON CONFLICT (serial, issuer, source) DO UPDATE
+                         SET status = excluded.status, reason = excluded.reason, stated_at = excluded.stated_at,
+                             changed_at = excluded.changed_at, changed_by = excluded.changed_by
+                         WHERE {} AND c.status OPERATOR(pg_catalog.<>) excluded.status
+                         RETURNING serial",
+                        registry::SUPERSEDES
+                    ),
                     None,
-                    &[serials.clone().into(), reasons.into()],
+                    &[
+                        serials.clone().into(),
+                        reasons.into(),
+                        issuer.as_str().into(),
+                        (parsed.this_update as f64).into(),
+                        statuses.into(),
+                    ],
                 )
                 .map(|t| t.len())
         })

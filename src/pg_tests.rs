@@ -79,6 +79,7 @@ mod tests {
         assert_eq!(
             registry::registry_status(
                 &binding.serial,
+                &binding.issuer,
                 &binding.agent_id,
                 Visibility::Latest,
                 crate::invalidation::epoch()

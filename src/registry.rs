@@ -28,33 +28,37 @@ pub fn tag_for(visibility: Visibility, epoch_before: u64) -> u64 {
     }
 }
 
-/// The registry entry for `serial` or its agent (None: neither listed, so
-/// active; both listed: the more severe), served from a
+/// The registry's status for the certificate (`serial` under `issuer`, the hex
+/// of its issuer's Name: rows for that issuer and issuer-less rows) and its
+/// agent: the most severe of all their rows, None when there is none (so
+/// active), served from a
 /// per-backend cache while no invalidation of the registry has arrived.
 /// `epoch_before` is [`invalidation::epoch`] before the caller's `refresh`.
 pub fn registry_status(
     serial: &str,
+    issuer: &str,
     agent_id: &str,
     visibility: Visibility,
     epoch_before: u64,
 ) -> Option<CertStatus> {
-    let cache_key = format!("{serial}\0{agent_id}");
+    let cache_key = format!("{serial}\0{issuer}\0{agent_id}");
     if let Some(status) = STATUS_CACHE.with(|c| c.get(&cache_key)) {
         return status;
     }
-    let args = [
-        serial.into_datum().unwrap_or(pgrx::pg_sys::Datum::from(0)),
-        agent_id
-            .into_datum()
-            .unwrap_or(pgrx::pg_sys::Datum::from(0)),
-    ];
+    let datum = |s: &str| s.into_datum().unwrap_or(pgrx::pg_sys::Datum::from(0));
+    let args = [datum(serial), datum(agent_id), datum(issuer)];
     let status = spi_plans::query(
         visibility,
         &STATUS_PLAN,
-        c"SELECT status FROM kakunin.certificate_status WHERE serial OPERATOR(pg_catalog.=) $1
+        c"SELECT status FROM kakunin.certificate_status
+          WHERE serial OPERATOR(pg_catalog.=) $1 AND issuer OPERATOR(pg_catalog.=) ANY (ARRAY['', $3])
           UNION ALL
           SELECT status FROM kakunin.agent_status WHERE agent_id OPERATOR(pg_catalog.=) $2",
-        &[pgrx::pg_sys::TEXTOID, pgrx::pg_sys::TEXTOID],
+        &[
+            pgrx::pg_sys::TEXTOID,
+            pgrx::pg_sys::TEXTOID,
+            pgrx::pg_sys::TEXTOID,
+        ],
         &args,
         |row| row.get::<String>(1),
     )
@@ -120,6 +124,7 @@ pub fn bound_status(binding: &Binding) -> CertStatus {
             let status = effective_status(
                 registry_status(
                     &binding.serial,
+                    &binding.issuer,
                     &binding.agent_id,
                     Visibility::Statement,
                     before,
@@ -160,60 +165,89 @@ fn settable_status(status: Option<&str>) -> CertStatus {
     }
 }
 
-/// Writes (or for `active`, clears) one row of a status table, as the owner.
-/// The table's trigger tells every backend to re-read it.
-fn write_status(
-    table: &str,
-    key_column: &str,
-    key: &str,
-    status: CertStatus,
-    reason: Option<&str>,
-    actor: &str,
-) {
-    let result = privilege::as_extension_owner(|| {
-        if status == CertStatus::Active {
-            spi_plans::run(
-                &format!(
-                    "DELETE FROM kakunin.{table} WHERE {key_column} OPERATOR(pg_catalog.=) $1"
-                ),
-                &[key.into()],
-            )
-        } else {
-            spi_plans::run(
-                &format!(
-                    "INSERT INTO kakunin.{table} ({key_column}, status, reason, changed_at, changed_by)
-                     VALUES ($1, $2, $3, pg_catalog.now(), $4)
-                     ON CONFLICT ({key_column}) DO UPDATE
-                     SET status = excluded.status, reason = excluded.reason,
-                         changed_at = excluded.changed_at, changed_by = excluded.changed_by"
-                ),
-                &[key.into(), status.as_str().into(), reason.into(), actor.into()],
-            )
+/// Who made a statement about a status through [`state`] (CRLs are applied
+/// in bulk by `crl::load_crl`, under the same rule).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Source {
+    Admin,
+    Webhook,
+}
+
+impl Source {
+    fn as_str(self) -> &'static str {
+        match self {
+            Source::Admin => "admin",
+            Source::Webhook => "webhook",
         }
-    });
-    result.unwrap_or_else(|e| spi_failed(&format!("write kakunin.{table}"), e));
+    }
 }
 
-/// Records a certificate's status (serial already canonical).
-pub fn write_certificate_status(
-    serial: &str,
+/// What a statement is about: a certificate (its serial, and the hex of its
+/// issuer's Name, or "" for the serial under every issuer) or a whole agent.
+pub enum Subject<'a> {
+    Certificate { serial: &'a str, issuer: &'a str },
+    Agent(&'a str),
+}
+
+/// The one rule every writer of the registry applies, as the condition under
+/// which a source's new statement replaces its stored one (`c` the stored
+/// row, `excluded` the new): a revocation by the CA (webhook, CRL) is final,
+/// as RFC 5280 has no un-revoke; an older statement never replaces a newer
+/// one; an administrator may correct what an administrator set. Each source
+/// keeps its own row (an `active` row remembers a reinstatement's time), and
+/// a status is the most severe of all rows ([`registry_status`]).
+pub const SUPERSEDES: &str =
+    "(c.status OPERATOR(pg_catalog.<>) 'revoked' OR c.source OPERATOR(pg_catalog.=) 'admin')
+     AND c.stated_at OPERATOR(pg_catalog.<=) excluded.stated_at";
+
+/// Records `source`'s statement that `subject` has `status` (`active`
+/// clears), made at `stated_at` (unix seconds), if it supersedes that
+/// source's stored statement; true if it did. The table's trigger tells every
+/// backend to re-read it.
+pub fn state(
+    subject: Subject<'_>,
+    source: Source,
     status: CertStatus,
+    stated_at: i64,
     reason: Option<&str>,
     actor: &str,
-) {
-    write_status(
-        "certificate_status",
-        "serial",
-        serial,
-        status,
-        reason,
-        actor,
+) -> bool {
+    let (table, key_columns, mut args): (_, _, Vec<pgrx::datum::DatumWithOid<'_>>) = match subject {
+        Subject::Certificate { serial, issuer } => (
+            "certificate_status",
+            "serial, issuer",
+            vec![serial.into(), issuer.into()],
+        ),
+        Subject::Agent(agent) => ("agent_status", "agent_id", vec![agent.into()]),
+    };
+    let n = args.len();
+    let sql = format!(
+        "INSERT INTO kakunin.{table} AS c ({key_columns}, source, status, reason, stated_at, changed_at, changed_by)
+         VALUES ({keys}, ${a}, ${b}, ${c}, pg_catalog.to_timestamp(${d}), pg_catalog.now(), ${e})
+         ON CONFLICT ({key_columns}, source) DO UPDATE
+         SET status = excluded.status, reason = excluded.reason, stated_at = excluded.stated_at,
+             changed_at = excluded.changed_at, changed_by = excluded.changed_by
+         WHERE {SUPERSEDES}
+         RETURNING true",
+        keys = (1..=n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", "),
+        a = n + 1,
+        b = n + 2,
+        c = n + 3,
+        d = n + 4,
+        e = n + 5,
     );
-}
-
-/// Records an agent's status, for all its certificates and keys.
-pub fn write_agent_status(agent_id: &str, status: CertStatus, reason: Option<&str>, actor: &str) {
-    write_status("agent_status", "agent_id", agent_id, status, reason, actor);
+    args.extend([
+        source.as_str().into(),
+        status.as_str().into(),
+        reason.into(),
+        (stated_at as f64).into(),
+        actor.into(),
+    ]);
+    // No row back: the stored statement stands.
+    privilege::as_extension_owner(|| {
+        spi_plans::connect_mut(|client| client.update(&sql, None, &args).map(|t| !t.is_empty()))
+    })
+    .unwrap_or_else(|e| spi_failed(&format!("write kakunin.{table}"), e))
 }
 
 /// `kakunin.set_certificate_status(serial, status, reason)`: records a
@@ -232,7 +266,12 @@ fn set_certificate_status(
         .map_err(|e| KakuninError::InvalidArgument(e.to_string()))
         .or_raise();
     let status = settable_status(status);
-    write_certificate_status(&serial, status, reason, &privilege::current_user_name());
+    let actor = privilege::current_user_name();
+    let subject = Subject::Certificate {
+        serial: &serial,
+        issuer: "",
+    };
+    state(subject, Source::Admin, status, now_unix(), reason, &actor);
     let set = serde_json::json!({"serial": serial, "status": status.as_str(), "reason": reason});
     crate::audit::admin_act("kakunin.certificate_status.set", set.clone());
     pgrx::JsonB(set)
@@ -251,7 +290,15 @@ fn set_agent_status(
         .ok_or(KakuninError::NullArgument("agent_id"))
         .or_raise();
     let status = settable_status(status);
-    write_agent_status(agent_id, status, reason, &privilege::current_user_name());
+    let actor = privilege::current_user_name();
+    state(
+        Subject::Agent(agent_id),
+        Source::Admin,
+        status,
+        now_unix(),
+        reason,
+        &actor,
+    );
     let set =
         serde_json::json!({"agent_id": agent_id, "status": status.as_str(), "reason": reason});
     crate::audit::admin_act("kakunin.agent_status.set", set.clone());

@@ -12,6 +12,7 @@ use pgrx::prelude::*;
 use serde_json::json;
 
 use crate::error::{spi_failed, KakuninError, OrRaise};
+use crate::registry::{Source, Subject};
 use crate::{privilege, registry, spi_plans};
 
 const MIN_SECRET_BYTES: usize = 16;
@@ -87,7 +88,7 @@ fn handle_webhook(body: Option<&str>, signature_header: Option<&str>) -> pgrx::J
     let now = registry::now_unix();
     let signed_at = webhook::verify(&secret, header, body, now).unwrap_or_else(|e| refuse_with(e));
     let event = webhook::parse_event(body).unwrap_or_else(|e| refuse_with(e));
-    let outcome = apply(&event);
+    let outcome = apply(&event, event.at.unwrap_or(signed_at));
     if !record(&event, signed_at, outcome) {
         refuse(
             "replay",
@@ -139,8 +140,11 @@ fn record(event: &Event, signed_at: i64, outcome: &str) -> bool {
     .unwrap_or_else(|e| spi_failed("record the webhook event", e))
 }
 
-/// Applies an event to the registry; unknown types are acknowledged and ignored.
-fn apply(event: &Event) -> &'static str {
+/// Applies an event, stated at `stated_at` (the event's own time, else the
+/// delivery's), to the registry under the registry's rule
+/// ([`registry::SUPERSEDES`]): `superseded` when a newer statement or a
+/// revocation stands. Unknown types are acknowledged and ignored.
+fn apply(event: &Event, stated_at: i64) -> &'static str {
     let status = match event.kind.as_str() {
         "certificate.revoked" => CertStatus::Revoked,
         "certificate.suspended" => CertStatus::Suspended,
@@ -149,14 +153,24 @@ fn apply(event: &Event) -> &'static str {
         _ => return "ignored",
     };
     let reason = event.reason.as_deref().or(Some(event.kind.as_str()));
-    match (&event.serial, &event.agent_id) {
-        (Some(serial), _) => registry::write_certificate_status(serial, status, reason, "webhook"),
-        (None, Some(agent)) if status == CertStatus::Retired => {
-            registry::write_agent_status(agent, status, reason, "webhook")
-        }
+    // A webhook names no issuer: it speaks for the serial under every issuer.
+    let subject = match (&event.serial, &event.agent_id) {
+        (Some(serial), _) => Subject::Certificate { serial, issuer: "" },
+        (None, Some(agent)) if status == CertStatus::Retired => Subject::Agent(agent),
         _ => refuse_with(WebhookError::MalformedEvent(
             "data.serial_number is missing",
         )),
+    };
+    if registry::state(
+        subject,
+        Source::Webhook,
+        status,
+        stated_at,
+        reason,
+        "webhook",
+    ) {
+        "applied"
+    } else {
+        "superseded"
     }
-    "applied"
 }

@@ -21,7 +21,7 @@ SELECT matches(kakunin_test.error_of($$SELECT kakunin.load_crl(kakunin_test.cert
 SELECT matches(kakunin_test.error_of($$SELECT kakunin.load_crl(kakunin_test.cert('crl-imposter'))$$),
     '^28000: CRL refused: its signature does not verify with the key of trust anchor', 'an impostor with the root''s name but another key');
 SELECT is((SELECT count(*) FROM kakunin.crls), 0::bigint, 'no CRL was stored by the refusals');
-SELECT is((SELECT count(*) FROM kakunin.certificate_status), 0::bigint, 'no serial was revoked by the refusals');
+SELECT is((SELECT count(*) FROM kakunin.certificate_status WHERE status <> 'active'), 0::bigint, 'no serial was revoked by the refusals');
 
 -- A stale CRL (nextUpdate in 2025): the issuer's certificates bind as unknown.
 SELECT is(kakunin.load_crl(kakunin_test.cert('crl-stale'))->>'crl_number', '01', 'the stale CRL (number 1) loads');

@@ -161,6 +161,23 @@ pub struct Event {
     pub serial: Option<String>,
     pub agent_id: Option<String>,
     pub reason: Option<String>,
+    /// When the CA made the statement (unix seconds), from the event's
+    /// `created_at` / `occurred_at` / `created` / `timestamp` (unix seconds or
+    /// RFC 3339). Not the delivery's `t=`, which a retry renews.
+    pub at: Option<i64>,
+}
+
+/// Unix seconds from a JSON number or an RFC 3339 string.
+fn event_time(value: &Value) -> Option<i64> {
+    match value {
+        Value::Number(n) => n.as_i64().or_else(|| n.as_f64().map(|f| f as i64)),
+        Value::String(s) => {
+            time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+                .ok()
+                .map(|t| t.unix_timestamp())
+        }
+        _ => None,
+    }
 }
 
 /// Reads the CA's event: `{"event": "certificate.revoked", "data":
@@ -202,6 +219,15 @@ pub fn parse_event(body: &str) -> Result<Event, WebhookError> {
                 .or_else(|| d.get("agent").and_then(|a| a.get("id")))
         })),
         reason: text(data.and_then(|d| d.get("reason"))),
+        at: ["created_at", "occurred_at", "created", "timestamp"]
+            .iter()
+            .find_map(|k| value.get(*k))
+            .map(|v| {
+                event_time(v).ok_or(WebhookError::MalformedEvent(
+                    "the event time is not unix seconds or RFC 3339",
+                ))
+            })
+            .transpose()?,
     })
 }
 
@@ -229,6 +255,13 @@ mod tests {
             event.id,
             "a retry is the same event"
         );
+        assert_eq!(event.at, None);
+        let timed = |t: &str| {
+            parse_event(&format!(r#"{{"event":"x","created_at":{t},"data":{{}}}}"#)).map(|e| e.at)
+        };
+        assert_eq!(timed("1700000000"), Ok(Some(1_700_000_000)));
+        assert_eq!(timed(r#""2023-11-14T22:13:20Z""#), Ok(Some(1_700_000_000)));
+        assert!(timed(r#""yesterday""#).is_err());
     }
 
     #[test]

@@ -34,6 +34,8 @@ fixtures!(
     "bad-scope",
     "server-only",
     "unknown-critical",
+    "twin-root",
+    "twin-rogue",
     "ca-as-leaf",
     "signed-by-leaf",
     "expired",
@@ -51,6 +53,10 @@ pub const CRLS: &[(&str, &str)] = &[
     (
         "crl-stale",
         include_str!("../../../tests/fixtures/pki/crl-stale.pem"),
+    ),
+    (
+        "crl-rogue-twin",
+        include_str!("../../../tests/fixtures/pki/crl-rogue-twin.pem"),
     ),
     (
         "crl-rogue",
