@@ -329,15 +329,33 @@ fn export_evidence(
             ],
             1_000,
             |row| {
-                entries.extend(entry_at(row).0.to_entry().ok());
+                let entry = entry_at(row).0;
+                // Every entry of the window or an error: never a bundle that
+                // silently lacks one (issue 15). Only an entry written before
+                // the payload limit existed can be refused here.
+                let seq = entry.seq;
+                let mut scratch = Vec::new();
+                match entry.leaf_hash(&mut scratch).and_then(|_| entry.to_entry()) {
+                    Ok(entry) => entries.push(entry),
+                    Err(e) => KakuninError::InvalidArgument(format!(
+                        "audit entry {seq} cannot be exported: its payload is refused ({e})"
+                    ))
+                    .raise(),
+                }
                 ControlFlow::<()>::Continue(())
             },
         );
         let items: Vec<Value> = entries
             .into_iter()
             .map(|entry| {
-                let proof =
-                    inclusion_proof_from_nodes(entry.seq, size, &mut node_at).unwrap_or_default();
+                let proof = inclusion_proof_from_nodes(entry.seq, size, &mut node_at)
+                    .map_err(|e| {
+                        KakuninError::InvalidArgument(format!(
+                            "no inclusion proof for audit entry {}: {e}",
+                            entry.seq
+                        ))
+                    })
+                    .or_raise();
                 json!({
                     "seq": entry.seq,
                     "ts_micros": entry.ts_micros,

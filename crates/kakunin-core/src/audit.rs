@@ -276,6 +276,17 @@ pub struct EvidenceSummary {
 /// the database: the checkpoint note's signature under the bundle's verifier
 /// key, then each entry's leaf hash (recomputed from its fields) and inclusion
 /// proof against the checkpoint's root. The first failure is the error.
+/// [`verify_evidence`] over the bundle's text, which must first read one way
+/// only: a key twice in any object (two readers could see two different
+/// entries) refuses the bundle ([`canonical_json::check_unambiguous`]).
+pub fn verify_evidence_text(text: &str) -> Result<EvidenceSummary, String> {
+    canonical_json::check_unambiguous(text)
+        .map_err(|e| format!("the bundle is ambiguous or not JSON: {e}"))?;
+    let bundle: Value =
+        serde_json::from_str(text).map_err(|e| format!("the bundle is not JSON: {e}"))?;
+    verify_evidence(&bundle)
+}
+
 pub fn verify_evidence(bundle: &Value) -> Result<EvidenceSummary, String> {
     let text = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
     let (name, public) =

@@ -75,6 +75,69 @@ pub fn nesting_depth(json: &str) -> usize {
     max
 }
 
+/// Refuses JSON text that readers could take in more than one way: an object
+/// with the same key twice (one reader keeps the first value, another the
+/// last). Nesting is bounded by serde_json's recursion limit (128).
+pub fn check_unambiguous(json: &str) -> Result<(), String> {
+    use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+    struct Unique;
+    impl<'de> DeserializeSeed<'de> for Unique {
+        type Value = ();
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+            d.deserialize_any(self)
+        }
+    }
+    impl<'de> Visitor<'de> for Unique {
+        type Value = ();
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("JSON")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            let mut seen = std::collections::HashSet::new();
+            while let Some(key) = map.next_key::<Key>()? {
+                if !seen.insert(key.0.clone().into_owned()) {
+                    return Err(serde::de::Error::custom(format!(
+                        "the key \"{}\" appears twice in one object",
+                        key.0
+                    )));
+                }
+                map.next_value_seed(Unique)?;
+            }
+            Ok(())
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+            while seq.next_element_seed(Unique)?.is_some() {}
+            Ok(())
+        }
+        fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_str<E>(self, _: &str) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_unit<E>(self) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_newtype_struct<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+            // serde_json's arbitrary-precision numbers arrive as a one-entry map.
+            IgnoredAny::deserialize(d).map(|_| ())
+        }
+    }
+    use serde::Deserialize;
+    let mut de = serde_json::Deserializer::from_str(json);
+    Unique.deserialize(&mut de).map_err(|e| e.to_string())?;
+    de.end().map_err(|e| e.to_string())
+}
+
 /// Appends the canonical form of the JSON text `json` to `out`. Refuses JSON
 /// nested deeper than [`MAX_DEPTH`].
 pub fn write(json: &str, out: &mut Vec<u8>) -> Result<(), serde_json::Error> {
@@ -233,6 +296,23 @@ mod tests {
         }
         for _ in 0..5_000 {
             agrees(&gen(&mut next, 0));
+        }
+    }
+
+    #[test]
+    fn ambiguous_json_is_refused() {
+        use super::check_unambiguous;
+        assert_eq!(
+            check_unambiguous(r#"{"a":1,"b":[{"a":2}],"n":123456789012345678901234567890.5}"#),
+            Ok(())
+        );
+        for bad in [
+            r#"{"a":1,"a":2}"#,
+            r#"{"x":[{"k":1,"k":1}]}"#,
+            r#"{"a":1} {"#,
+            "not json",
+        ] {
+            assert!(check_unambiguous(bad).is_err(), "{bad}");
         }
     }
 

@@ -119,20 +119,26 @@ impl LogVerifier {
             };
             return Err(self.failure(bad, format!("seq {bad} is {why}")));
         }
-        let leaf = entry.leaf_hash(&mut self.scratch).ok();
-        match leaf {
-            Some(leaf) if Some(leaf.as_slice()) == stored_leaf => {
-                for (level, idx, node) in self.frontier.push_completing(leaf) {
-                    // Nodes of one level complete in index order: this cannot fail.
-                    let _ = self.nodes.push(level, idx, &node);
-                }
-                Ok(())
+        let leaf = match entry.leaf_hash(&mut self.scratch) {
+            Ok(leaf) => leaf,
+            Err(e) => {
+                return Err(self.failure(
+                    expected,
+                    format!("entry {expected} cannot be verified: its payload is refused ({e})"),
+                ))
             }
-            _ => Err(self.failure(
+        };
+        if Some(leaf.as_slice()) != stored_leaf {
+            return Err(self.failure(
                 expected,
                 format!("entry {expected} no longer matches its leaf hash"),
-            )),
+            ));
         }
+        for (level, idx, node) in self.frontier.push_completing(leaf) {
+            // Nodes of one level complete in index order: this cannot fail.
+            let _ = self.nodes.push(level, idx, &node);
+        }
+        Ok(())
     }
 
     /// After the last entry: every checkpoint must have been reached. Returns

@@ -12,17 +12,14 @@ fn main() -> ExitCode {
         eprintln!("usage: verify-evidence BUNDLE.json");
         return ExitCode::from(2);
     };
-    let bundle = match std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read {path}: {e}"))
-        .and_then(|t| serde_json::from_str(&t).map_err(|e| format!("{path} is not JSON: {e}")))
-    {
-        Ok(bundle) => bundle,
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
         Err(e) => {
-            eprintln!("FAILED: {e}");
+            eprintln!("FAILED: cannot read {path}: {e}");
             return ExitCode::from(1);
         }
     };
-    match kakunin_core::audit::verify_evidence(&bundle) {
+    match kakunin_core::audit::verify_evidence_text(&text) {
         Ok(summary) => {
             println!(
                 "OK: {} entries are included in the tree of {} entries with root {}, signed by {}",
