@@ -23,10 +23,11 @@ CREATE INDEX api_keys_owner_idx ON kakunin.api_keys (owner_id);
 COMMENT ON TABLE kakunin.api_keys IS
     'API keys: owner, tenant, capabilities, claims, expiry and revocation. secret_hash (SHA-256 of the secret) is readable by no role. Rows are visible to their owner (the bound agent) and to kakunin_admin.';
 
--- Owners see their own keys (the same bound identity policies use); admins all.
+-- Owners see their own keys while their binding is active (a revoked or
+-- suspended credential reads nothing); admins all.
 ALTER TABLE kakunin.api_keys ENABLE ROW LEVEL SECURITY;
 CREATE POLICY owner_or_admin ON kakunin.api_keys FOR SELECT
-    USING (owner_id OPERATOR(pg_catalog.=) @extschema@.kakunin_agent_id()
+    USING (owner_id OPERATOR(pg_catalog.=) @extschema@.kakunin_active_agent_id()
            OR pg_catalog.pg_has_role('kakunin_admin', 'MEMBER'));
 GRANT SELECT (key_id, owner_id, tenant_id, name, capabilities, claims, created_at, created_by,
               expires_at, revoked_at, revoked_reason, rotated_to,

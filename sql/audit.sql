@@ -105,7 +105,7 @@ CREATE POLICY append_as_self ON kakunin.audit_log FOR INSERT
                  AND @extschema@.kakunin_cert_status() OPERATOR(pg_catalog.=) 'active')
                 OR pg_catalog.pg_has_role('kakunin_admin', 'MEMBER'));
 CREATE POLICY read_own ON kakunin.audit_log FOR SELECT
-    USING (actor_id OPERATOR(pg_catalog.=) @extschema@.kakunin_agent_id()
+    USING (actor_id OPERATOR(pg_catalog.=) @extschema@.kakunin_active_agent_id()
            OR pg_catalog.pg_has_role('kakunin_admin', 'MEMBER'));
 GRANT SELECT ON kakunin.audit_log, kakunin.audit_checkpoints TO PUBLIC;
 GRANT INSERT (action, payload) ON kakunin.audit_log TO PUBLIC;

@@ -113,6 +113,16 @@ COMMENT ON COLUMN kakunin.audit_log.tenant_id IS 'The bound identity''s tenant. 
 COMMENT ON COLUMN kakunin.audit_log.request_id IS
     'x-request-id from request.headers: supplied by the client (PostgREST forwards it; any session can set request.headers), so it correlates but proves nothing.';
 
+-- A revoked or suspended credential reads nothing through the extension's own policies.
+DROP POLICY owner_or_admin ON kakunin.api_keys;
+CREATE POLICY owner_or_admin ON kakunin.api_keys FOR SELECT
+    USING (owner_id OPERATOR(pg_catalog.=) @extschema@.kakunin_active_agent_id()
+           OR pg_catalog.pg_has_role('kakunin_admin', 'MEMBER'));
+DROP POLICY read_own ON kakunin.audit_log;
+CREATE POLICY read_own ON kakunin.audit_log FOR SELECT
+    USING (actor_id OPERATOR(pg_catalog.=) @extschema@.kakunin_active_agent_id()
+           OR pg_catalog.pg_has_role('kakunin_admin', 'MEMBER'));
+
 -- Explicit integration and checkpoints: kakunin_admin only.
 REVOKE EXECUTE ON FUNCTION kakunin.audit_integrate() FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION kakunin.audit_checkpoint() FROM PUBLIC;

@@ -43,8 +43,9 @@ struct KeyRow {
 type Refused = (&'static str, Option<[u8; 16]>);
 
 /// The outcome of checking a presented key; `Err` holds the stable reason
-/// (`malformed`, `unknown`, or the key's status: `revoked`, `expired`,
-/// `suspended`, `retired`) and the key id if such a key is stored.
+/// (`malformed`, `unknown` (no such key, or a wrong secret), or the key's
+/// status: `revoked`, `expired`, `suspended`, `retired`, or `unknown` when its
+/// certificate's CRL is stale) and the key id if such a key is stored.
 fn verify(text: &str) -> Result<(ParsedKey, KeyRow), Refused> {
     let Some(parsed) = api_key::parse(text.trim()) else {
         return Err(("malformed", None));
@@ -67,7 +68,6 @@ fn verify(text: &str) -> Result<(ParsedKey, KeyRow), Refused> {
     let key_id = api_key::uuid_string(&parsed.key_id);
     match key_status(&key_id, Visibility::Latest, before, now_unix_micros()) {
         CertStatus::Active => Ok((parsed, row)),
-        CertStatus::Unknown => Err(("revoked", Some(parsed.key_id))),
         other => Err((other.as_str(), Some(parsed.key_id))),
     }
 }
@@ -144,14 +144,17 @@ fn insert_event(key_id: Option<&[u8; 16]>, event: &str, reason: Option<&str>, oc
 }
 
 /// Failed verifications of one (stored key, reason) are recorded at most once
-/// a minute per backend; the row counts the failures it stands for. Key ids
-/// that are not stored share one bucket (no key id), so no caller can make the
-/// table grow faster than backends x (stored keys + 1) x reasons rows a minute,
-/// and rows older than [`FAILURE_RETENTION`] are pruned as new ones arrive.
+/// a minute per backend; the row counts the failures it stands for. A failure
+/// that names no stored key (malformed, unknown id) concerns no owner and is
+/// not recorded at all, so garbage from anyone writes nothing; rows older
+/// than [`FAILURE_RETENTION`] are pruned as new ones arrive.
 const FAILURE_WINDOW: std::time::Duration = std::time::Duration::from_secs(60);
 const FAILURE_RETENTION: &str = "30 days";
 
 fn record_failure(key_id: Option<&[u8; 16]>, reason: &'static str) {
+    let Some(key_id) = key_id else {
+        return;
+    };
     thread_local! {
         /// (reason, key) -> (last recorded, failures since)
         static WINDOWS: std::cell::RefCell<std::collections::HashMap<Refused, (std::time::Instant, i64)>>
@@ -160,7 +163,7 @@ fn record_failure(key_id: Option<&[u8; 16]>, reason: &'static str) {
     if !privilege::writable() {
         return;
     }
-    let bucket = (reason, key_id.copied());
+    let bucket = (reason, Some(*key_id));
     let occurrences = WINDOWS.with_borrow_mut(|windows| {
         let now = std::time::Instant::now();
         match windows.get_mut(&bucket) {
@@ -186,7 +189,7 @@ fn record_failure(key_id: Option<&[u8; 16]>, reason: &'static str) {
     let Some(occurrences) = occurrences else {
         return;
     };
-    insert_event(key_id, "verify_failed", Some(reason), occurrences);
+    insert_event(Some(key_id), "verify_failed", Some(reason), occurrences);
     privilege::as_extension_owner(|| {
         spi_plans::run(
             &format!(
@@ -410,6 +413,21 @@ pub fn key_status(
         Some(t) if t <= now_micros => CertStatus::Expired,
         _ => CertStatus::Active,
     };
+    // A stale CRL for the root certificate's issuer says nothing can be known
+    // about it: `unknown`, as for the certificate itself.
+    let stale = state
+        .root_issuer
+        .as_deref()
+        .and_then(|issuer| hex::decode(issuer).ok())
+        .and_then(|issuer| {
+            crate::crl::stale_status(
+                &issuer,
+                visibility,
+                epoch_before,
+                now_micros.div_euclid(1_000_000),
+            )
+        });
+    let own = stale.map_or(own, |s| worst(own, s));
     registry.map_or(own, |r| worst(own, r))
 }
 
@@ -780,6 +798,13 @@ fn rotate_api_key(
     let key = visible_key(key_id);
     let caller = Caller::current();
     caller.require_manager(key_id, &key.owner_id);
+    // A key cannot renew itself: its successor would outlive its revocation.
+    if caller.limiting_key().is_some() {
+        KakuninError::Privilege(
+            "permission denied: a caller bound with an API key cannot rotate keys; the owner bound by certificate or a kakunin_admin member rotates".into(),
+        )
+        .raise();
+    }
     if key.revoked {
         KakuninError::InvalidArgument(format!("API key {key_id} is revoked and cannot be rotated"))
             .raise();
@@ -843,8 +868,30 @@ fn update_api_key_claims(key_id: Option<pgrx::Uuid>, claims: Option<pgrx::JsonB>
         )
         .raise();
     }
-    // The same bounds as creating the key from the bound certificate.
+    // The same bounds as creating the key from the bound certificate, and a
+    // key derived from another key stays within that key's claims too.
     let claims = caller.derive(&[], &claims, key.tenant_id.as_deref()).claims;
+    if let Some(parent) = key.lineage.parent_key_id.filter(|_| !caller.admin) {
+        let parent_claims = privilege::as_extension_owner(|| {
+            spi_plans::get_one::<pgrx::JsonB>(
+                "SELECT claims FROM kakunin.api_keys WHERE key_id OPERATOR(pg_catalog.=) $1",
+                &[parent.into()],
+            )
+        })
+        .unwrap_or_else(|e| spi_failed("read kakunin.api_keys", e))
+        .map(|c| c.0)
+        .unwrap_or_else(|| json!({}));
+        let empty = serde_json::Map::new();
+        if let Err(e) = scope::narrows(
+            claims.as_object().unwrap_or(&empty),
+            parent_claims.as_object().unwrap_or(&empty),
+        ) {
+            KakuninError::Privilege(format!(
+                "permission denied: a derived key's claims must stay within the key it was derived from: {e}"
+            ))
+            .raise();
+        }
+    }
     privilege::as_extension_owner(|| {
         spi_plans::run(
             "UPDATE kakunin.api_keys SET claims = $2::jsonb WHERE key_id OPERATOR(pg_catalog.=) $1",

@@ -142,8 +142,13 @@ fn check_proof(jws: &str, checked: &Checked, now: i64) {
     let expires = claims.iat + proof::MAX_AGE_SECONDS + proof::MAX_FUTURE_SKEW_SECONDS;
     let fresh = privilege::as_extension_owner(|| {
         spi_plans::connect_mut(|client| {
+            // SKIP LOCKED: rows another bind is pruning are left to it, so an
+            // open transaction that pruned them makes no one wait.
             client.update(
-                "DELETE FROM kakunin.proof_replay WHERE expires_at OPERATOR(pg_catalog.<) pg_catalog.now()",
+                "DELETE FROM kakunin.proof_replay WHERE ctid = ANY (ARRAY(
+                     SELECT ctid FROM kakunin.proof_replay
+                     WHERE expires_at OPERATOR(pg_catalog.<) pg_catalog.now()
+                     LIMIT 100 FOR UPDATE SKIP LOCKED))",
                 None,
                 &[],
             )?;

@@ -13,7 +13,7 @@ chown "$RUN_USER" "$WORK"
 DATA=$WORK/data SOCK=$WORK/sock DB=worker_test
 trap 'cluster_stop "$DATA" 2>/dev/null; rm -rf "$WORK"' EXIT
 PSQL=(psql -X -q -At -v ON_ERROR_STOP=1 -h "$SOCK" -p "$PORT" -U "$RUN_USER")
-echo "1..12"
+echo "1..13"
 n=0
 check() { # check DESCRIPTION COMMAND...
   n=$((n + 1))
@@ -104,14 +104,27 @@ control() { # the same SQL the checkpoint check used to run, unqualified, does r
 check "control: unqualified SQL under that path runs the owner's operator" control
 
 # Terminated (as DROP DATABASE … WITH (FORCE) or pg_terminate_backend do), the
-# worker is started again by PostgreSQL; meanwhile appends integrate themselves
-# and the lag is visible.
+# worker is started again by PostgreSQL; meanwhile the lag is visible.
 before=$(worker_pid)
 "${PSQL[@]}" -d "$DB" -c "SELECT pg_terminate_backend($before)" >/dev/null
 check "while the worker is away, audit_lag() says so" \
   eventually "false" "SELECT kakunin.audit_lag()->>'worker_running'"
 "${PSQL[@]}" -d "$DB" -c "SELECT kakunin.audit('while.away')" >/dev/null
-check "and an append places itself at its commit" \
+check "an entry appended while it was away is placed once it is back" \
   eventually "1" "SELECT count(*) FROM kakunin.audit_log WHERE action = 'while.away' AND seq IS NOT NULL"
 check "PostgreSQL starts the worker again after it was terminated" \
   eventually "true" "SELECT (count(*) = 1)::text FROM pg_stat_activity WHERE backend_type = 'kakunin audit sequencer' AND pid <> $before"
+
+# Eight clients appending while admins checkpoint and the worker integrates:
+# no transaction fails (a busy sequencer is skipped or waited for, never an error).
+printf "SELECT kakunin.audit('bench', '{}');\n" > "$WORK/append.sql"
+printf "SELECT count(*) FROM kakunin.audit_checkpoint();\n" > "$WORK/checkpoint.sql"
+chmod 644 "$WORK"/*.sql
+concurrent() {
+  local out
+  out=$(as_run_user "$PG_BIN/pgbench" -n -h "$SOCK" -p "$PORT" -U "$RUN_USER" -c 8 -j 2 -T 4 \
+        -f "$WORK/append.sql@9" -f "$WORK/checkpoint.sql@1" "$DB" 2>&1) || { echo "$out"; return 1; }
+  grep -q "number of failed transactions: 0" <<<"$out" || grep -q "^number of transactions actually processed" <<<"$out" || { echo "$out"; return 1; }
+  ! grep -qi "error" <<<"$out" || { echo "$out"; return 1; }
+}
+check "8 concurrent appenders with checkpoints and the worker: no transaction fails" concurrent

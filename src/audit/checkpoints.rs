@@ -52,7 +52,8 @@ pub fn verifying_key() -> Option<(Vec<u8>, String)> {
     stored_key().map(|(_, public, name)| (public, name))
 }
 
-/// The signing key (seed, public key, key name), created on first use.
+/// The signing key (seed, public key, key name), created on first use. Called
+/// only while signing, which only the sequencer lock's holder does.
 fn signing_key() -> (Vec<u8>, Vec<u8>, String) {
     if let Some(key) = stored_key() {
         return key;
@@ -184,6 +185,16 @@ fn audit_checkpoint_note() -> String {
 /// key (`<name>+<key hash>+<base64(0x01 || Ed25519 public key)>`).
 #[pg_extern(schema = "kakunin", volatile, parallel_unsafe)]
 fn audit_public_key() -> String {
-    let (_, public, name) = privilege::as_extension_owner(signing_key);
+    // Read only: the key is created by the first checkpoint, under the
+    // sequencer lock, never in a reader's transaction (whose open insert would
+    // make the signer wait).
+    let Some((public, name)) = privilege::as_extension_owner(verifying_key) else {
+        ereport!(
+            ERROR,
+            PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            "the audit log has no signing key yet",
+            "The first checkpoint creates it: kakunin.audit_checkpoint() (kakunin_admin) or the background worker."
+        );
+    };
     audit::verifier_key(&name, &public)
 }

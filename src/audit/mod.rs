@@ -101,7 +101,11 @@ pub unsafe extern "C-unwind" fn kakunin_audit_guard(
 
 crate::fmgr::fmgr_v1!(pg_finfo_kakunin_audit_guard);
 
-/// Refuses a payload nested deeper than verification and the offline
+/// The largest payload an entry may carry (its jsonb, in bytes): every
+/// verification, callable by anyone, reads every entry.
+const MAX_PAYLOAD_BYTES: usize = 1 << 20;
+
+/// Refuses a payload larger than [`MAX_PAYLOAD_BYTES`] or nested deeper than verification and the offline
 /// verifier accept ([`canonical_json::MAX_DEPTH`]): an entry that cannot be
 /// checked must never enter the log (issue 14: one such entry crashed every
 /// later verification). Walks the jsonb with PostgreSQL's iterator, no recursion.
@@ -111,14 +115,16 @@ crate::fmgr::fmgr_v1!(pg_finfo_kakunin_audit_guard);
 unsafe fn check_payload(tuple: pg_sys::HeapTuple, desc: pg_sys::TupleDesc) {
     // SAFETY: desc/tuple are the trigger's relation and row (caller's contract);
     // the jsonb is detoasted before the iterator reads it.
-    let depth = unsafe {
+    let (depth, bytes) = unsafe {
         let column = pg_sys::SPI_fnumber(desc, c"payload".as_ptr());
         let mut is_null = false;
         let datum = pg_sys::SPI_getbinval(tuple, desc, column, &mut is_null);
         if column <= 0 || is_null {
             return;
         }
-        let jsonb = pg_sys::pg_detoast_datum(datum.cast_mut_ptr()).cast::<pg_sys::Jsonb>();
+        let detoasted = pg_sys::pg_detoast_datum(datum.cast_mut_ptr());
+        let bytes = pgrx::varlena::varsize_any(detoasted);
+        let jsonb = detoasted.cast::<pg_sys::Jsonb>();
         let mut it = pg_sys::JsonbIteratorInit(&mut (*jsonb).root);
         let mut value: pg_sys::JsonbValue = std::mem::zeroed();
         let (mut depth, mut deepest) = (0usize, 0usize);
@@ -134,8 +140,18 @@ unsafe fn check_payload(tuple: pg_sys::HeapTuple, desc: pg_sys::TupleDesc) {
                 _ => {}
             }
         }
-        deepest
+        (deepest, bytes)
     };
+    if bytes > MAX_PAYLOAD_BYTES {
+        ereport!(
+            ERROR,
+            PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
+            format!(
+                "audit payload is {bytes} bytes; at most {MAX_PAYLOAD_BYTES} are accepted"
+            ),
+            "Store large documents elsewhere and audit their digest: every verification reads every entry."
+        );
+    }
     if depth > canonical_json::MAX_DEPTH {
         ereport!(
             ERROR,

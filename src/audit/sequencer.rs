@@ -10,13 +10,15 @@
 //!
 //! The lock is a row lock on `kakunin.audit_sequencer`, which only the
 //! extension owner may lock (an advisory lock could be taken by any role and
-//! stalled the log, issue 14). It is held only where no untrusted SQL can run
-//! while it is held: in the background worker's own transactions; at the
-//! pre-commit of an append's transaction (at most once a second per backend,
-//! without waiting; its own entries are placed too, as the commit follows at
-//! once); and in `kakunin.audit_integrate()` / `audit_checkpoint()` and the
-//! readers when a `kakunin_admin` member calls them, waiting at most
-//! [`LOCK_WAIT`]. Readers called by other roles read what is integrated.
+//! stalled the log, issue 14). It is held until the holder's transaction
+//! ends, so it is taken only where no other role's SQL can keep that
+//! transaction open: in the background worker's own transactions, and in
+//! `kakunin.audit_integrate()` / `audit_checkpoint()` and the readers when a
+//! `kakunin_admin` member calls them (waiting at most [`LOCK_WAIT`]). Appends
+//! never integrate: even at its pre-commit, an appending transaction can be
+//! made to wait by its author (an ON COMMIT action on a table another session
+//! locks), which would hold the lock for as long. Readers called by other
+//! roles read what is integrated; `kakunin.audit_lag()` shows what is not.
 
 use std::cell::Cell;
 use std::time::{Duration, Instant};
@@ -80,7 +82,7 @@ fn append(action: Option<pg_sys::Datum>, payload: Option<pg_sys::Datum>) -> i64 
     thread_local! {
         static PLAN: Cell<pg_sys::SPIPlanPtr> = const { Cell::new(std::ptr::null_mut()) };
     }
-    let id = spi_plans::query(
+    spi_plans::query(
         Visibility::Write,
         &PLAN,
         c"INSERT INTO kakunin.audit_log (action, payload) VALUES ($1, $2) RETURNING id",
@@ -91,43 +93,7 @@ fn append(action: Option<pg_sys::Datum>, payload: Option<pg_sys::Datum>) -> i64 
     .into_iter()
     .flatten()
     .next()
-    .unwrap_or_default();
-    integrate_now_and_then();
-    id
-}
-
-thread_local! {
-    static LAST_TRY: Cell<Option<Instant>> = const { Cell::new(None) };
-    /// An integration is registered for this transaction's pre-commit.
-    static AT_COMMIT: Cell<bool> = const { Cell::new(false) };
-}
-
-/// From an append: integrate at this transaction's pre-commit (at most once a
-/// second per backend), unless the background worker does it for this
-/// database. Integrating there, not now, means the lock is never held while
-/// the appending transaction runs more SQL.
-fn integrate_now_and_then() {
-    if super::worker::serves_this_database()
-        || AT_COMMIT.get()
-        || LAST_TRY
-            .get()
-            .is_some_and(|t| t.elapsed() < Duration::from_secs(1))
-    {
-        return;
-    }
-    AT_COMMIT.set(true);
-    pgrx::register_xact_callback(pgrx::PgXactCallbackEvent::PreCommit, || {
-        AT_COMMIT.set(false);
-        LAST_TRY.set(Some(Instant::now()));
-        // At pre-commit no portal holds a snapshot; SPI needs one.
-        // SAFETY: pushed and popped around the integration; an ERROR aborts
-        // the transaction, which clears the active snapshot stack itself.
-        unsafe { pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot()) };
-        integrate_if_free(true);
-        // SAFETY: pops the snapshot pushed above.
-        unsafe { pg_sys::PopActiveSnapshot() };
-    });
-    pgrx::register_xact_callback(pgrx::PgXactCallbackEvent::Abort, || AT_COMMIT.set(false));
+    .unwrap_or_default()
 }
 
 /// Takes the sequencer lock if it is free, as the extension owner. A catalog
@@ -145,9 +111,15 @@ fn try_lock() -> bool {
     } else {
         "SELECT pg_catalog.pg_try_advisory_xact_lock(x'6b6b6e5f61756474'::bigint)"
     };
-    spi_plans::get_one::<bool>(sql, &[])
-        .unwrap_or_else(|e| spi_failed("take the sequencer lock", e))
-        .unwrap_or(false)
+    // SKIP LOCKED answers no row while another sequencer holds it: busy.
+    spi_plans::connect_mut(|client| {
+        let rows = client.update(sql, Some(1), &[])?;
+        if rows.is_empty() {
+            return Ok(false);
+        }
+        rows.first().get_one::<bool>().map(|b| b.unwrap_or(false))
+    })
+    .unwrap_or_else(|e| spi_failed("take the sequencer lock", e))
 }
 
 /// Integrates committed entries (and, if `own`, this transaction's) and signs

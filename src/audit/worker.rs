@@ -3,7 +3,8 @@
 //! worker integrates committed entries every `kakunin.audit_worker_naptime`
 //! and signs the checkpoint `kakunin.audit_checkpoint_interval` asks for, so
 //! entries are placed and covered even when nobody appends or reads.
-//! Without it, appends and readers integrate (see `sequencer`).
+//! Without it, `kakunin_admin` integrates (a scheduled `audit_checkpoint()`,
+//! or any admin reader); see `sequencer` for why appends never do.
 
 use std::time::Duration;
 
@@ -65,33 +66,6 @@ fn worker_database() -> Option<String> {
         .get()
         .and_then(|d| d.into_string().ok())
         .filter(|d| !d.is_empty())
-}
-
-/// True when the background worker sequences this database and is running,
-/// so appends leave integration to it. Whether it is configured for this
-/// database is fixed for a backend's life (a server-start setting, a
-/// connection's database); whether it runs is checked at most once a second,
-/// so that while it is away (terminated, restarting) appends integrate again.
-pub fn serves_this_database() -> bool {
-    thread_local! {
-        static CONFIGURED: std::cell::OnceCell<bool> = const { std::cell::OnceCell::new() };
-        static RUNNING: std::cell::Cell<Option<(std::time::Instant, bool)>> = const { std::cell::Cell::new(None) };
-    }
-    let configured = CONFIGURED.with(|c| {
-        *c.get_or_init(|| worker_database().is_some_and(|d| d == crate::privilege::database_name()))
-    });
-    if !configured {
-        return false;
-    }
-    if let Some((_, running)) = RUNNING
-        .get()
-        .filter(|(at, _)| at.elapsed() < Duration::from_secs(1))
-    {
-        return running;
-    }
-    let running = worker_running();
-    RUNNING.set(Some((std::time::Instant::now(), running)));
-    running
 }
 
 /// Whether a worker is connected to this database now.

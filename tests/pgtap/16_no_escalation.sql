@@ -1,7 +1,7 @@
 -- Issue 14, attacked as a hostile non-superuser: each attack is refused and
 -- nothing leaks. (The hostile search_path attack is 15_hostile_search_path.sql.)
 BEGIN;
-SELECT plan(43);
+SELECT plan(52);
 CALL kakunin_test.share_pgtap();
 
 -- 2. Agent SQL in a gateway's session cannot bind another agent through
@@ -183,6 +183,101 @@ SELECT is((SELECT array_agg(actor_id || ' ' || action ORDER BY id) FROM kakunin.
            WHERE action = 'kakunin.api_key.created' AND payload->>'owner_id' = 'agent-k'),
     ARRAY['role:admin_user kakunin.api_key.created', 'role:admin_user kakunin.api_key.created'],
     'so is every key an admin mints for an owner');
+
+-- Found by attacking 0.3.0 as a hostile role.
+-- An appending transaction can be made to wait at its commit by its author (an
+-- ON COMMIT action on a table another session locks): it holds no sequencer lock.
+SELECT dblink_connect('setup', kakunin_test.connstr(current_user)) \g /dev/null
+SELECT dblink_exec('setup', 'CREATE TABLE public.perm (x int); GRANT ALL ON public.perm TO PUBLIC; ALTER TABLE public.perm OWNER TO gateway_app') \g /dev/null
+SELECT dblink_connect('locker2', kakunin_test.connstr('app_user')) \g /dev/null
+SELECT dblink_connect('appender', kakunin_test.connstr('gateway_app')) \g /dev/null
+SELECT dblink_exec('appender', 'CREATE TEMP TABLE c () INHERITS (public.perm) ON COMMIT DELETE ROWS') \g /dev/null
+SELECT dblink_exec('locker2', 'BEGIN') \g /dev/null
+SELECT dblink_exec('locker2', 'LOCK TABLE public.perm IN ACCESS SHARE MODE') \g /dev/null
+SELECT dblink_exec('appender', 'BEGIN') \g /dev/null
+SELECT * FROM dblink('appender', format('SELECT kakunin.bind_agent(%L)::text', kakunin_test.cert('agent-a-chain'))) AS t(v text) \g /dev/null
+SELECT * FROM dblink('appender', $$SELECT kakunin.audit('stall.attempt')::text$$) AS t(v text) \g /dev/null
+SELECT dblink_exec('appender', 'INSERT INTO c VALUES (1)') \g /dev/null
+SELECT dblink_send_query('appender', 'COMMIT') \g /dev/null
+SELECT pg_sleep(0.3) \g /dev/null
+SET LOCAL statement_timeout = '5s';
+SELECT lives_ok('SELECT kakunin.audit_integrate()',
+    'while an appender''s COMMIT is held up by its author, integration does not wait for it');
+SET LOCAL statement_timeout = 0;
+SELECT dblink_exec('locker2', 'ROLLBACK') \g /dev/null
+SELECT * FROM dblink_get_result('appender') AS t(v text) \g /dev/null
+SELECT dblink_disconnect('appender') \g /dev/null
+SELECT dblink_disconnect('locker2') \g /dev/null
+SELECT dblink_exec('setup', 'DROP TABLE public.perm') \g /dev/null
+
+-- Pruning expired proof ids never waits for another binder's open transaction.
+SELECT dblink_exec('setup', $$INSERT INTO kakunin.proof_replay
+    SELECT 'expired-f' || g, 'j' || g, now() - interval '1 hour' FROM generate_series(1, 50) g$$) \g /dev/null
+SELECT dblink_connect('pruner', kakunin_test.connstr('app_user')) \g /dev/null
+SELECT dblink_connect('victim', kakunin_test.connstr('app_user')) \g /dev/null
+SELECT dblink_exec('pruner', 'BEGIN') \g /dev/null
+SELECT * FROM dblink('pruner', format('SELECT kakunin.bind_agent(%L, %L)::text', kakunin_test.cert('agent-a-chain'),
+    kakunin_test.proof('agent-a/6'))) AS t(v text) \g /dev/null
+SELECT dblink_exec('victim', $$SET statement_timeout = '5s'$$) \g /dev/null
+SELECT dblink_exec('victim', 'BEGIN') \g /dev/null
+SELECT is((SELECT v FROM dblink('victim', format('SELECT kakunin.bind_agent(%L, %L)->>''agent_id''', kakunin_test.cert('agent-b'),
+    kakunin_test.proof('agent-b/6'))) AS t(v text)), 'agent-b',
+    'a proof bind does not wait for another binder that pruned expired proof ids and stays open');
+SELECT dblink_exec('victim', 'ROLLBACK') \g /dev/null
+SELECT dblink_exec('pruner', 'ROLLBACK') \g /dev/null
+SELECT dblink_disconnect('pruner') \g /dev/null
+SELECT dblink_disconnect('victim') \g /dev/null
+SELECT dblink_exec('setup', $$DELETE FROM kakunin.proof_replay WHERE fingerprint LIKE 'expired-f%'$$) \g /dev/null
+SELECT dblink_disconnect('setup') \g /dev/null
+
+-- Readers never create the signing key (an open insert would make the signer wait).
+SAVEPOINT no_key;
+DELETE FROM kakunin.audit_signing_key;
+SET ROLE app_user;
+SELECT is(kakunin_test.error_of('SELECT kakunin.audit_public_key()'), '55000: the audit log has no signing key yet',
+    'without a key, audit_public_key() says so instead of creating one');
+RESET ROLE;
+SELECT is((SELECT count(*) FROM kakunin.audit_signing_key), 0::bigint, 'and created none');
+ROLLBACK TO SAVEPOINT no_key;
+
+-- A key cannot renew itself; limits compare exactly; a revoked credential reads nothing.
+SET ROLE admin_user;
+CREATE TEMP TABLE k100 AS SELECT * FROM kakunin.create_api_key('agent-q', 'k100', ARRAY['r'], NULL, '{"limits": {"max_notional": 100}}');
+GRANT SELECT ON k100 TO PUBLIC;
+RESET ROLE;
+SAVEPOINT renew;
+SET ROLE gateway_app;
+SELECT kakunin.bind_api_key((SELECT api_key FROM k100)) \g /dev/null
+SELECT matches(kakunin_test.error_of($$SELECT kakunin.rotate_api_key((SELECT key_id FROM k100), '1000 years')$$),
+    '^42501: permission denied: a caller bound with an API key cannot rotate keys',
+    'a leaked key cannot rotate itself into a key that outlives its revocation');
+SELECT matches(kakunin_test.error_of($$SELECT kakunin.create_api_key('agent-q', 'w', ARRAY['r'], NULL, '{"limits": {"max_notional": 100.00000000000001}}')$$),
+    '^42501: .*limit "max_notional" must be at most',
+    'a limit above the parent''s by 1e-14 is refused (compared exactly, not as floating point)');
+RESET ROLE;
+ROLLBACK TO SAVEPOINT renew;
+SAVEPOINT revoked_reads;
+INSERT INTO kakunin.audit_log (actor_id, tenant_id, action) VALUES ('agent-a', 'tenant-1', 'readable.while.active');
+SET ROLE gateway_app;
+CALL kakunin.bind_agent_session(kakunin_test.cert('agent-a-chain'));
+SELECT ok((SELECT count(*) FROM kakunin.audit_log WHERE action = 'readable.while.active') = 1, 'an active agent reads its own entries');
+RESET ROLE;
+SELECT kakunin.set_agent_status('agent-a', 'revoked') \g /dev/null
+SET ROLE gateway_app;
+SELECT is((SELECT count(*) FROM kakunin.audit_log WHERE action = 'readable.while.active'), 0::bigint,
+    'revoked, it reads none (the extension''s own policies check the status)');
+RESET ROLE;
+ROLLBACK TO SAVEPOINT revoked_reads;
+
+-- A key derived from a certificate answers unknown while that certificate's CRL is stale.
+SAVEPOINT stale;
+SET ROLE gateway_app;
+CALL kakunin.bind_agent_session(kakunin_test.cert('agent-b'));
+CREATE TEMP TABLE bk AS SELECT * FROM kakunin.create_api_key('agent-b', 'from-b', ARRAY['r']);
+RESET ROLE;
+SELECT kakunin.load_crl(kakunin_test.cert('crl-stale')) \g /dev/null
+SELECT is(kakunin.verify_api_key((SELECT api_key FROM bk)), '{"valid": false, "reason": "unknown"}',
+    'a stale CRL for its certificate''s issuer makes the derived key unknown, as the certificate');
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -91,7 +91,7 @@ pub fn narrows(child: &Map<String, Value>, parent: &Map<String, Value>) -> Resul
     for (name, cap) in &parent_limits {
         let narrower = match (child_limits.get(name), cap) {
             (Some(Value::Number(c)), Value::Number(p)) => {
-                c.as_f64().zip(p.as_f64()).is_some_and(|(c, p)| c <= p)
+                decimal_cmp(&c.to_string(), &p.to_string()).is_some_and(|o| o.is_le())
             }
             (Some(c), p) => c == p,
             (None, _) => false,
@@ -112,6 +112,53 @@ pub fn narrows(child: &Map<String, Value>, parent: &Map<String, Value>) -> Resul
         }
     }
     Ok(())
+}
+
+/// Compares two JSON numbers exactly, as the decimals their text denotes
+/// (`1000000.00000000005` is more than `1000000`, which floating point would
+/// not tell); None if either is not a JSON number.
+pub fn decimal_cmp(a: &str, b: &str) -> Option<std::cmp::Ordering> {
+    use std::cmp::Ordering;
+    /// (negative, significant digits without leading or trailing zeros,
+    /// position of the first of them: the value is 0.DIGITS x 10^position).
+    fn parse(text: &str) -> Option<(bool, String, i64)> {
+        let (negative, text) = match text.strip_prefix('-') {
+            Some(rest) => (true, rest),
+            None => (false, text),
+        };
+        let (mantissa, exponent) = match text.find(['e', 'E']) {
+            Some(i) => (&text[..i], text[i + 1..].parse::<i64>().ok()?),
+            None => (text, 0),
+        };
+        let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+        if int.is_empty() || !int.bytes().chain(frac.bytes()).all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        let digits = format!("{int}{frac}");
+        let leading = digits.len() - digits.trim_start_matches('0').len();
+        let significant = digits
+            .trim_start_matches('0')
+            .trim_end_matches('0')
+            .to_string();
+        let position = int.len() as i64 - leading as i64 + exponent;
+        Some((negative && !significant.is_empty(), significant, position))
+    }
+    let (an, ad, ap) = parse(a)?;
+    let (bn, bd, bp) = parse(b)?;
+    let magnitude = |d: &str, p: i64, e: &str, q: i64| -> Ordering {
+        match (d.is_empty(), e.is_empty()) {
+            (true, true) => Ordering::Equal,
+            (true, false) => Ordering::Less,
+            (false, true) => Ordering::Greater,
+            _ => p.cmp(&q).then_with(|| d.cmp(e)),
+        }
+    };
+    Some(match (an, bn) {
+        (false, true) => Ordering::Greater,
+        (true, false) => Ordering::Less,
+        (false, false) => magnitude(&ad, ap, &bd, bp),
+        (true, true) => magnitude(&bd, bp, &ad, ap),
+    })
 }
 
 fn string_list(document: &Map<String, Value>, key: &str) -> Result<Vec<String>, String> {
@@ -186,6 +233,35 @@ mod tests {
         // A parent with no scope at all grants no instruments or venues.
         assert!(narrows(&object(r#"{"instruments":["AAPL"]}"#), &Map::new()).is_err());
         assert!(narrows(&object(r#"{"limits":{"max_notional":5}}"#), &Map::new()).is_ok());
+    }
+
+    #[test]
+    fn numbers_compare_exactly() {
+        use std::cmp::Ordering::*;
+        for (a, b, o) in [
+            ("1000000.00000000005", "1000000", Greater),
+            ("1000000", "1000000.000", Equal),
+            ("1e6", "1000000", Equal),
+            ("999999.9999999999999", "1e6", Less),
+            ("-5", "3", Less),
+            ("-0", "0", Equal),
+            ("-10", "-9.5", Less),
+            ("0.001", "0.01", Less),
+            (
+                "12345678901234567890123",
+                "12345678901234567890122",
+                Greater,
+            ),
+        ] {
+            assert_eq!(decimal_cmp(a, b), Some(o), "{a} vs {b}");
+        }
+        assert_eq!(decimal_cmp("x", "1"), None);
+        let parent = object(r#"{"limits":{"max_notional":1000000}}"#);
+        let wider = object(r#"{"limits":{"max_notional":1000000.00000000005}}"#);
+        assert!(
+            narrows(&wider, &parent).is_err(),
+            "floating point would let this through"
+        );
     }
 
     #[test]
