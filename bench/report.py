@@ -86,7 +86,7 @@ def api_keys():
     print(f"   valid key, 1,000,000 keys stored  {k['keys_1m_valid']:7.2f} us  = {ratio:4.2f}x of 1k  target <= 1.30x  {verdict(ratio, 1.30)}")
     print(f"   unknown key id (1M)               {k['keys_1m_unknown']:7.2f} us")
     print(f"   right id, wrong secret (1M)       {k['keys_1m_wrong']:7.2f} us  difference {gap:.2f} us ({gap / k['keys_1m_unknown'] * 100:.1f}%)")
-    print(f"   pure SQL + pgcrypto, valid (1M)   {k['keys_1m_sql_valid']:7.2f} us")
+    print(f"   pure SQL + sha256, valid (1M)   {k['keys_1m_sql_valid']:7.2f} us")
     print(f"   throughput (pgbench, 2 clients, prepared): ours {ours:9.0f} tps, pure SQL {sql:9.0f} tps = {ours / sql:4.2f}x  target >= 1.50x  {verdict(ours / sql, 1.50, True)}")
 
 

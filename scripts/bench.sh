@@ -3,23 +3,24 @@
 # must beat, as ratios (see bench/report.py). Builds the extension in release
 # mode and uses its own throwaway cluster. `bench.sh SECTION` runs one section
 # (rls, bind, revocation, api_keys, audit); the default runs all of them.
+# PG=18 make bench runs it against PostgreSQL 18 (default: 15).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 source scripts/pg.sh
-DIR=/tmp/kakunin-bench
+DIR=/tmp/kakunin-bench-$PG
 DATA=$DIR/data
 SOCK=$DIR/sock
-PORT=55450
+PORT=$((55450 + PORT_BASE))
 DB=kakunin_bench
 OUT=$DIR/results
 RUNS=9
 SECTION=${1:-all}
-PGB=(pgbench -n -c 2 -j 2 -T 10 -h "$SOCK" -p "$PORT" "$DB")
+PGB=("$PG_BIN/pgbench" -n -c 2 -j 2 -T 10 -h "$SOCK" -p "$PORT" "$DB")
 want() { [ "$SECTION" = all ] || [ "$SECTION" = "$1" ]; }
 
 echo "[bench] release build and install"
-cargo pgrx install --release --pg-config "$PG_CONFIG" >/dev/null 2>&1
+cargo pgrx install --release --pg-config "$PG_CONFIG" --no-default-features --features "pg$PG" >/dev/null 2>&1
 cargo build --quiet -p kakunin-testkit
 cluster_stop "$DATA" || true
 rm -rf "$DIR" && mkdir -p "$OUT"
@@ -96,7 +97,7 @@ echo "keys_1k_valid $(median kakunin.verify_api_key "$KEY")" > "$OUT/api_keys.tx
   echo "keys_1m_wrong $(median kakunin.verify_api_key "$WRONG")"
   echo "keys_1m_sql_valid $(median sql_verify_api_key "$KEY")"
 } >> "$OUT/api_keys.txt"
-PGBP=(pgbench -n -M prepared -c 2 -j 2 -T 10 -h "$SOCK" -p "$PORT" -U bench_user -D "key=$KEY" "$DB")
+PGBP=("$PG_BIN/pgbench" -n -M prepared -c 2 -j 2 -T 10 -h "$SOCK" -p "$PORT" -U bench_user -D "key=$KEY" "$DB")
 echo 'SELECT kakunin.verify_api_key(:key);' > "$OUT/verify_ours.pgbench"
 echo 'SELECT sql_verify_api_key(:key);' > "$OUT/verify_sql.pgbench"
 : > "$OUT/verify_ours.txt"; : > "$OUT/verify_sql.txt"
@@ -115,7 +116,7 @@ echo "INSERT INTO plain_log (action, payload) VALUES ('trade.placed', '{\"instru
 echo "INSERT INTO diy_log (action, payload) VALUES ('trade.placed', '{\"instrument\": \"AAPL\", \"qty\": 10}');" > "$OUT/append_diy.pgbench"
 for clients in 1 8; do
   for kind in ours plain diy; do
-    pgbench -n -c "$clients" -j 2 -T 10 -h "$SOCK" -p "$PORT" -U bench_auditor -f "$OUT/append_$kind.pgbench" "$DB" \
+    "$PG_BIN/pgbench" -n -c "$clients" -j 2 -T 10 -h "$SOCK" -p "$PORT" -U bench_auditor -f "$OUT/append_$kind.pgbench" "$DB" \
       > "$OUT/append_${kind}_$clients.txt" 2>&1
   done
 done
@@ -140,7 +141,7 @@ done
 cluster_start "$DATA" "$PORT" "$SOCK" "shared_buffers=512MB" "max_parallel_workers_per_gather=2" "jit=off" \
   "shared_preload_libraries=kakunin_pg" "kakunin.audit_worker_database=$DB"
 for clients in 1 8; do
-  pgbench -n -c "$clients" -j 2 -T 10 -h "$SOCK" -p "$PORT" -U bench_auditor -f "$OUT/append_ours.pgbench" "$DB" \
+  "$PG_BIN/pgbench" -n -c "$clients" -j 2 -T 10 -h "$SOCK" -p "$PORT" -U bench_auditor -f "$OUT/append_ours.pgbench" "$DB" \
     > "$OUT/append_worker_$clients.txt" 2>&1
 done
 "${PSQL[@]}" -At -U "$RUN_USER" -d "$DB" -c "SELECT count(*) FROM kakunin.audit_log WHERE seq IS NULL" > "$OUT/audit_worker_pending.txt"

