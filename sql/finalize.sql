@@ -36,7 +36,7 @@ COMMENT ON FUNCTION kakunin.add_trust_anchor(text, text) IS
 COMMENT ON FUNCTION kakunin.remove_trust_anchor(text) IS
     'Stops trusting the named anchor; true if it existed. kakunin_admin only.';
 COMMENT ON FUNCTION kakunin.set_certificate_status(text, text, text) IS
-    'Sets a serial''s status to suspended, retired or revoked (with a reason), or back to active. Effective for the next statement of every session. kakunin_admin only.';
+    'Records the administrator''s statement about a serial (any issuer): suspended, retired or revoked (with a reason), or active to clear the administrator''s own statement; a CA''s statements stand (the most severe wins). Effective for the next statement of every session; an audit entry records it. kakunin_admin only.';
 COMMENT ON FUNCTION kakunin_agent_id() IS 'Policy helper: the bound agent id, or NULL.';
 COMMENT ON FUNCTION kakunin_cert_status() IS
     'Policy helper: the bound certificate''s status (active, suspended, retired, revoked, expired), re-read once per statement; NULL when nothing is bound.';
@@ -88,14 +88,14 @@ GRANT SELECT ON kakunin.agent_status, kakunin.webhook_events TO kakunin_admin;
 COMMENT ON FUNCTION kakunin.set_webhook_secret(text) IS
     'Stores the webhook HMAC secret (at least 16 bytes). It can never be read back. kakunin_admin only.';
 COMMENT ON FUNCTION kakunin.handle_webhook(text, text) IS
-    'Verifies and applies a CA webhook: body as received, header t=<unix>,v1=<hex HMAC-SHA256 of "<t>.<body>">. Refusals raise 28000 with an RFC 7807 problem document as DETAIL.';
+    'Verifies and applies a CA webhook: body as received ({"event", "created_at"?, "data": {"serial_number", "agent_id"?}}; "type" and "id" also read), header t=<unix>,v1=<hex HMAC-SHA256 of "<t>.<body>">. Answers applied, superseded (a revocation or newer statement stands) or ignored. Refusals raise 28000 with an RFC 7807 problem document as DETAIL.';
 COMMENT ON FUNCTION kakunin.set_agent_status(text, text, text) IS
-    'Sets an agent''s status (suspended, retired, revoked, or active to clear) for all its certificates and keys. kakunin_admin only.';
+    'Records the administrator''s statement about an agent (suspended, retired, revoked, or active to clear it) for all its certificates and keys; an audit entry records it. kakunin_admin only.';
 REVOKE EXECUTE ON FUNCTION kakunin.load_crl(text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION kakunin.load_crl(text) TO kakunin_admin;
 GRANT SELECT ON kakunin.crls TO kakunin_admin;
 COMMENT ON FUNCTION kakunin.load_crl(text) IS
-    'Loads an X.509 CRL (PEM or base64 DER) signed by a trust anchor, unless it is older than the one loaded for its issuer; its serials become revoked. A certificate whose issuer''s CRL is past nextUpdate binds as unknown. kakunin_admin only.';
+    'Loads an X.509 CRL (PEM or base64 DER) signed by a trust anchor, unless it is older than the one loaded for its issuer; its serials, under that issuer only, become revoked (certificateHold: suspended, lifted when a newer CRL drops them). A certificate whose issuer''s CRL is past nextUpdate binds as unknown. kakunin_admin only.';
 GRANT EXECUTE ON FUNCTION kakunin.bind_agent_serial(text) TO kakunin_gateway;
 REVOKE EXECUTE ON FUNCTION kakunin.bind_agent_serial(text) FROM PUBLIC;
 COMMENT ON FUNCTION kakunin.bind_agent_serial(text) IS

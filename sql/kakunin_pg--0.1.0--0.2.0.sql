@@ -1,6 +1,7 @@
 -- kakunin_pg 0.1.0 -> 0.2.0 (ALTER EXTENSION kakunin_pg UPDATE).
 -- Audit entries and checkpoints written by 0.1.0 keep verifying: the
 -- canonical bytes of an entry are unchanged (version 1).
+\echo Use "ALTER EXTENSION kakunin_pg UPDATE TO '0.2.0'" to load this file. \quit
 
 -- Every append evaluates the request_id default: a C function now, not PL/pgSQL.
 CREATE OR REPLACE FUNCTION kakunin.current_request_id() RETURNS text

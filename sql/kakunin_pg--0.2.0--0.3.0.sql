@@ -153,6 +153,16 @@ AS 'MODULE_PATHNAME', 'audit_lag_wrapper';
 COMMENT ON FUNCTION kakunin.audit_lag() IS
     'Committed audit entries not yet placed in the tree: {unplaced, oldest_unplaced (RFC 3339), worker_running}. Open to all; reveals counts, not content.';
 
+-- Comments that changed with the rules above.
+COMMENT ON FUNCTION kakunin.set_certificate_status(text, text, text) IS
+    'Records the administrator''s statement about a serial (any issuer): suspended, retired or revoked (with a reason), or active to clear the administrator''s own statement; a CA''s statements stand (the most severe wins). Effective for the next statement of every session; an audit entry records it. kakunin_admin only.';
+COMMENT ON FUNCTION kakunin.set_agent_status(text, text, text) IS
+    'Records the administrator''s statement about an agent (suspended, retired, revoked, or active to clear it) for all its certificates and keys; an audit entry records it. kakunin_admin only.';
+COMMENT ON FUNCTION kakunin.handle_webhook(text, text) IS
+    'Verifies and applies a CA webhook: body as received ({"event", "created_at"?, "data": {"serial_number", "agent_id"?}}; "type" and "id" also read), header t=<unix>,v1=<hex HMAC-SHA256 of "<t>.<body>">. Answers applied, superseded (a revocation or newer statement stands) or ignored. Refusals raise 28000 with an RFC 7807 problem document as DETAIL.';
+COMMENT ON FUNCTION kakunin.load_crl(text) IS
+    'Loads an X.509 CRL (PEM or base64 DER) signed by a trust anchor, unless it is older than the one loaded for its issuer; its serials, under that issuer only, become revoked (certificateHold: suspended, lifted when a newer CRL drops them). A certificate whose issuer''s CRL is past nextUpdate binds as unknown. kakunin_admin only.';
+
 -- A logical backup (pg_dump, `supabase db dump`) carries everything the
 -- extension stores: CREATE EXTENSION recreates the objects, these rows and
 -- sequence positions are dumped as data. That includes secrets — the webhook

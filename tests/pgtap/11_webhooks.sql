@@ -92,8 +92,8 @@ SELECT is((SELECT status FROM kakunin.certificate_status WHERE serial = (SELECT 
 -- Rotation: the CA signs with the old and the new secret at once.
 SELECT is(kakunin.handle_webhook(pg_temp.event('e9', 'certificate.renewed', 'aa'),
     format('t=%s,v1=%s,v1=%s', (SELECT now FROM v),
-           encode(kakunin_test.hmac_sha256((SELECT now FROM v) || '.' || pg_temp.event('e9', 'certificate.renewed', 'aa'), 'whsec_next_secret_0000'), 'hex'),
-           encode(kakunin_test.hmac_sha256((SELECT now FROM v) || '.' || pg_temp.event('e9', 'certificate.renewed', 'aa'), (SELECT secret FROM v)), 'hex')))->>'status',
+           encode(hmac_sha256((SELECT now FROM v) || '.' || pg_temp.event('e9', 'certificate.renewed', 'aa'), 'whsec_next_secret_0000'), 'hex'),
+           encode(hmac_sha256((SELECT now FROM v) || '.' || pg_temp.event('e9', 'certificate.renewed', 'aa'), (SELECT secret FROM v)), 'hex')))->>'status',
     'ignored', 'two v1 values during rotation: the matching one passes');
 RESET ROLE;
 

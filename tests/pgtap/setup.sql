@@ -122,21 +122,7 @@ CREATE FUNCTION kakunin_test.url_escape(t text) RETURNS text LANGUAGE sql IMMUTA
     FROM regexp_split_to_table(t, '') AS c
 $$;
 
--- HMAC-SHA256 (RFC 2104) over core sha256(): PostgreSQL builds without
--- OpenSSL (the PostgreSQL 18 wheel) have no pgcrypto.
-CREATE FUNCTION kakunin_test.hmac_sha256(data text, key text) RETURNS bytea
-LANGUAGE plpgsql IMMUTABLE AS $$
-DECLARE k bytea := convert_to(key, 'UTF8'); ipad bytea; opad bytea; i int;
-BEGIN
-    IF length(k) > 64 THEN k := sha256(k); END IF;
-    k := k || decode(repeat('00', 64 - length(k)), 'hex');
-    ipad := k; opad := k;
-    FOR i IN 0..63 LOOP
-        ipad := set_byte(ipad, i, get_byte(k, i) # 54);
-        opad := set_byte(opad, i, get_byte(k, i) # 92);
-    END LOOP;
-    RETURN sha256(opad || sha256(ipad || convert_to(data, 'UTF8')));
-END $$;
+\i tests/hmac_sha256.sql
 -- The RFC 7807 problem document an error carries in its DETAIL, or NULL.
 CREATE FUNCTION kakunin_test.problem_of(sql text) RETURNS jsonb LANGUAGE plpgsql AS $$
 DECLARE detail text;
@@ -150,7 +136,7 @@ END $$;
 -- A CA's signature header for body at unix time t.
 CREATE FUNCTION kakunin_test.webhook_header(secret text, t bigint, body text) RETURNS text
 LANGUAGE sql IMMUTABLE AS $$
-    SELECT format('t=%s,v1=%s', t, encode(kakunin_test.hmac_sha256(t || '.' || body, secret), 'hex'))
+    SELECT format('t=%s,v1=%s', t, encode(hmac_sha256(t || '.' || body, secret), 'hex'))
 $$;
 
 -- The fake CA verify endpoint's base URL for a behaviour and agent id.
