@@ -30,7 +30,7 @@ pub fn register() {
         GucRegistry::define_string_guc(
             c"kakunin.audit_worker_database",
             c"Database whose audit log the kakunin background worker sequences.",
-            c"Needs kakunin_pg in shared_preload_libraries; empty: no worker (appends and readers integrate).",
+            c"Needs kakunin_pg in shared_preload_libraries; empty: no worker (kakunin_admin integrates, e.g. a scheduled kakunin.audit_checkpoint()).",
             &DATABASE,
             GucContext::Postmaster,
             GucFlags::default(),
