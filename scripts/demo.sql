@@ -63,7 +63,7 @@ INSERT INTO trades (agent_id, instrument, venue, quantity, price) VALUES ('agent
 ROLLBACK;
 
 \echo
-\echo '== 7. The CA revokes agent-b: every policy gated on status = active returns zero rows'
+\echo '== 7. An administrator revokes agent-b: every policy gated on status = active returns zero rows'
 SET ROLE demo_admin;
 SELECT kakunin.set_certificate_status(kakunin.validate_certificate(:'agent_b')->>'serial', 'revoked', 'key compromise')->>'status' AS agent_b_now;
 RESET ROLE;

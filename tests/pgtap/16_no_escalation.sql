@@ -206,6 +206,10 @@ SELECT lives_ok('SELECT kakunin.audit_integrate()',
 SET LOCAL statement_timeout = 0;
 SELECT dblink_exec('locker2', 'ROLLBACK') \g /dev/null
 SELECT * FROM dblink_get_result('appender') AS t(v text) \g /dev/null
+SELECT * FROM dblink_get_result('appender') AS t(v text) \g /dev/null  -- the empty result ends the query
+-- Dropped by its own session before the parent (a closing session drops its
+-- temporary tables only after the disconnect has returned).
+SELECT dblink_exec('appender', 'DROP TABLE c') \g /dev/null
 SELECT dblink_disconnect('appender') \g /dev/null
 SELECT dblink_disconnect('locker2') \g /dev/null
 SELECT dblink_exec('setup', 'DROP TABLE public.perm') \g /dev/null
