@@ -151,19 +151,22 @@ fn insert_event(key_id: Option<&[u8; 16]>, event: &str, reason: Option<&str>, oc
 const FAILURE_WINDOW: std::time::Duration = std::time::Duration::from_secs(60);
 const FAILURE_RETENTION: &str = "30 days";
 
+/// (reason, stored key id) -> (when last recorded, failures counted since).
+type FailureWindows =
+    std::collections::HashMap<(&'static str, [u8; 16]), (std::time::Instant, i64)>;
+
 fn record_failure(key_id: Option<&[u8; 16]>, reason: &'static str) {
     let Some(key_id) = key_id else {
         return;
     };
     thread_local! {
         /// (reason, key) -> (last recorded, failures since)
-        static WINDOWS: std::cell::RefCell<std::collections::HashMap<Refused, (std::time::Instant, i64)>>
-            = std::cell::RefCell::new(std::collections::HashMap::new());
+        static WINDOWS: std::cell::RefCell<FailureWindows> = std::cell::RefCell::new(FailureWindows::new());
     }
     if !privilege::writable() {
         return;
     }
-    let bucket = (reason, Some(*key_id));
+    let bucket = (reason, *key_id);
     let occurrences = WINDOWS.with_borrow_mut(|windows| {
         let now = std::time::Instant::now();
         match windows.get_mut(&bucket) {

@@ -73,14 +73,12 @@ pub fn registry_status(
 }
 
 pub fn now_unix() -> i64 {
-    // SAFETY: GetCurrentTimestamp only reads the clock.
-    let ts = unsafe { pgrx::pg_sys::GetCurrentTimestamp() };
-    pg_timestamp_to_unix(ts)
+    now_unix_micros().div_euclid(1_000_000)
 }
 
 /// PostgreSQL timestamps count microseconds from 2000-01-01.
 pub fn pg_timestamp_to_unix(ts: pgrx::pg_sys::TimestampTz) -> i64 {
-    ts.div_euclid(1_000_000) + 946_684_800
+    pg_timestamp_to_unix_micros(ts).div_euclid(1_000_000)
 }
 
 /// Microseconds since the Unix epoch: the precision of a `timestamptz`.
@@ -212,37 +210,33 @@ pub fn state(
     reason: Option<&str>,
     actor: &str,
 ) -> bool {
-    let (table, key_columns, mut args): (_, _, Vec<pgrx::datum::DatumWithOid<'_>>) = match subject {
-        Subject::Certificate { serial, issuer } => (
-            "certificate_status",
-            "serial, issuer",
-            vec![serial.into(), issuer.into()],
-        ),
-        Subject::Agent(agent) => ("agent_status", "agent_id", vec![agent.into()]),
-    };
-    let n = args.len();
-    let sql = format!(
-        "INSERT INTO kakunin.{table} AS c ({key_columns}, source, status, reason, stated_at, changed_at, changed_by)
-         VALUES ({keys}, ${a}, ${b}, ${c}, pg_catalog.to_timestamp(${d}), pg_catalog.now(), ${e})
-         ON CONFLICT ({key_columns}, source) DO UPDATE
-         SET status = excluded.status, reason = excluded.reason, stated_at = excluded.stated_at,
-             changed_at = excluded.changed_at, changed_by = excluded.changed_by
-         WHERE {SUPERSEDES}
-         RETURNING true",
-        keys = (1..=n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", "),
-        a = n + 1,
-        b = n + 2,
-        c = n + 3,
-        d = n + 4,
-        e = n + 5,
-    );
-    args.extend([
+    let mut args: Vec<pgrx::datum::DatumWithOid<'_>> = vec![
         source.as_str().into(),
         status.as_str().into(),
         reason.into(),
         (stated_at as f64).into(),
         actor.into(),
-    ]);
+    ];
+    // The subject's key columns follow the five values above, as $6 (and $7).
+    let (table, key_columns, keys) = match subject {
+        Subject::Certificate { serial, issuer } => {
+            args.extend([serial.into(), issuer.into()]);
+            ("certificate_status", "serial, issuer", "$6, $7")
+        }
+        Subject::Agent(agent) => {
+            args.push(agent.into());
+            ("agent_status", "agent_id", "$6")
+        }
+    };
+    let sql = format!(
+        "INSERT INTO kakunin.{table} AS c ({key_columns}, source, status, reason, stated_at, changed_at, changed_by)
+         VALUES ({keys}, $1, $2, $3, pg_catalog.to_timestamp($4), pg_catalog.now(), $5)
+         ON CONFLICT ({key_columns}, source) DO UPDATE
+         SET status = excluded.status, reason = excluded.reason, stated_at = excluded.stated_at,
+             changed_at = excluded.changed_at, changed_by = excluded.changed_by
+         WHERE {SUPERSEDES}
+         RETURNING true"
+    );
     // No row back: the stored statement stands.
     privilege::as_extension_owner(|| {
         spi_plans::connect_mut(|client| client.update(&sql, None, &args).map(|t| !t.is_empty()))

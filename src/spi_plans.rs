@@ -44,9 +44,9 @@ pub fn pinned<R>(f: impl FnOnce() -> R) -> R {
     if PINNED.get() {
         return f();
     }
-    // SAFETY: the sequence fmgr_security_definer uses for a SET clause;
-    // GUC_ACTION_SAVE is allowed in parallel mode, and the level is popped below
-    // or by the transaction abort that an ERROR causes.
+    // GUC_ACTION_SAVE is allowed in parallel mode; the level is popped below or
+    // by the transaction abort that an ERROR causes.
+    // SAFETY: the sequence fmgr_security_definer uses for a function's SET clause.
     let nest_level = unsafe {
         let level = pg_sys::NewGUCNestLevel();
         pg_sys::set_config_option(

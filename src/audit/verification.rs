@@ -2,6 +2,7 @@
 //! evidence bundle an outside auditor checks offline with `verify-evidence`.
 
 use kakunin_core::audit::EntryRef;
+use kakunin_core::canonical_json;
 use kakunin_core::log_verification::{Failure, LogVerifier, NodeDigests, StoredCheckpoint};
 use kakunin_core::merkle::{consistency_proof_from_nodes, inclusion_proof_from_nodes, Hash};
 use pgrx::datum::TimestampWithTimeZone;
@@ -334,8 +335,16 @@ fn export_evidence(
                 // silently lacks one (issue 15). Only an entry written before
                 // the payload limit existed can be refused here.
                 let seq = entry.seq;
-                let mut scratch = Vec::new();
-                match entry.leaf_hash(&mut scratch).and_then(|_| entry.to_entry()) {
+                let depth = canonical_json::nesting_depth(entry.payload);
+                let refused = if depth > canonical_json::MAX_DEPTH {
+                    Err(format!(
+                        "it nests {depth} levels deep (at most {})",
+                        canonical_json::MAX_DEPTH
+                    ))
+                } else {
+                    entry.to_entry().map_err(|e| e.to_string())
+                };
+                match refused {
                     Ok(entry) => entries.push(entry),
                     Err(e) => KakuninError::InvalidArgument(format!(
                         "audit entry {seq} cannot be exported: its payload is refused ({e})"
