@@ -69,15 +69,30 @@ for _ in $(seq 50); do
 done
 
 cargo build --quiet -p verify-evidence
-if [ $# -eq 0 ]; then set -- tests/pgtap/[0-9][0-9]_*.sql; RUN_EVIDENCE=1; fi
-PGOPTIONS="-c kakunin_test.bouncer_port=$BOUNCER_PORT -c kakunin_test.socket=$SOCK -c kakunin_test.fake_ca=http://127.0.0.1:$FAKE_CA_PORT" \
-  pg_prove -h "$SOCK" -p "$PORT" -U "$RUN_USER" -d "$DB" "$@"
-# The offline verifier against a bundle the database exported (TAP, via prove).
-if [ "${RUN_EVIDENCE:-0}" = 1 ]; then
-  prove --exec bash tests/evidence.t :: "$SOCK" "$PORT" "$DB" "$RUN_USER"
-  prove --exec bash tests/audit_resilience.t :: "$DATA" "$SOCK" "$PORT" "$DB" "$RUN_USER"
-  prove --exec bash tests/upgrade.t :: "$SOCK" "$PORT" "$RUN_USER"
-  prove --exec bash tests/audit_worker.t :: "$((PORT + 5))"
-  prove --exec bash tests/messages.t :: "$((PORT + 6))"
-  prove --exec bash tests/dump_restore.t :: "$SOCK" "$PORT" "$RUN_USER"
+# Arguments: pgTAP files (*.sql) for pg_prove and TAP scripts (*.t) for prove;
+# none: every one of both.
+sql=() taps=()
+for arg in "$@"; do
+  case $arg in *.t) taps+=("$arg") ;; *) sql+=("$arg") ;; esac
+done
+if [ $# -eq 0 ]; then
+  sql=(tests/pgtap/[0-9][0-9]_*.sql)
+  taps=(tests/evidence.t tests/audit_resilience.t tests/upgrade.t tests/audit_worker.t
+        tests/messages.t tests/dump_restore.t)
 fi
+if [ ${#sql[@]} -gt 0 ]; then
+  PGOPTIONS="-c kakunin_test.bouncer_port=$BOUNCER_PORT -c kakunin_test.socket=$SOCK -c kakunin_test.fake_ca=http://127.0.0.1:$FAKE_CA_PORT" \
+    pg_prove -h "$SOCK" -p "$PORT" -U "$RUN_USER" -d "$DB" "${sql[@]}"
+fi
+# What crosses a process boundary (the offline verifier, a standby, restarts,
+# upgrades, dump and restore), each with the arguments it needs.
+for tap in "${taps[@]}"; do
+  case $tap in
+    tests/evidence.t) args=("$SOCK" "$PORT" "$DB" "$RUN_USER") ;;
+    tests/audit_resilience.t) args=("$DATA" "$SOCK" "$PORT" "$DB" "$RUN_USER") ;;
+    tests/audit_worker.t) args=("$((PORT + 5))") ;;
+    tests/messages.t) args=("$((PORT + 6))") ;;
+    *) args=("$SOCK" "$PORT" "$RUN_USER") ;;
+  esac
+  prove --exec bash "$tap" :: "${args[@]}"
+done

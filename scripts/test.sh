@@ -21,6 +21,13 @@ if grep -rn --include='*.rs' -E '\bSpi::|pgrx::spi::Spi\b' src | grep -v -e '^sr
   exit 1
 fi
 
+# Shipped install and upgrade scripts are never edited (a new version ships a
+# new upgrade script); sql/released/SHA256SUMS lists every one.
+(cd sql/released && sha256sum --quiet -c SHA256SUMS) || {
+  echo "a released SQL script changed: ship the change as a new upgrade script instead" >&2
+  exit 1
+}
+
 step "unit tests (plain Rust)"
 cargo test --quiet -p kakunin-core -p kakunin-testkit
 
