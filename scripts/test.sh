@@ -14,12 +14,14 @@ cargo fmt --all --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 # Shell scripts: shellcheck, warnings and errors fail the run.
 shellcheck -x -S warning scripts/*.sh tests/*.t
-# Every statement the extension runs goes through src/spi_plans.rs, which pins
+# Every statement the extension runs goes through src/pg/spi.rs, which pins
 # search_path (issue 14): no other module may call pgrx's SPI directly.
-if grep -rn --include='*.rs' -E '\bSpi::|pgrx::spi::Spi\b' src | grep -v -e '^src/spi_plans.rs:' -e '^src/pg_tests.rs:'; then
-  echo "SPI outside src/spi_plans.rs (use its pinned wrappers)" >&2
+if grep -rn --include='*.rs' -E '\bSpi::|pgrx::spi::Spi\b' src | grep -v -e '^src/pg/spi.rs:' -e '^src/pg_tests.rs:'; then
+  echo "SPI outside src/pg/spi.rs (use its pinned wrappers)" >&2
   exit 1
 fi
+# Dependencies point one way, with no import circle (issue 16).
+python3 scripts/layers.py
 
 # Shipped install and upgrade scripts are never edited (a new version ships a
 # new upgrade script); sql/released/SHA256SUMS lists every one.

@@ -1,41 +1,32 @@
 //! kakunin_pg: agent identity for row-level security.
 //!
-//! - `binding_setting`: where a binding lives for the transaction, unforgeably.
-//! - `audit`: the tamper-evident audit log (sequencer, checkpoints, proofs).
-//! - `api_keys`: API keys (create, verify, bind, rotate, revoke) and `authorize()`.
-//! - `bind`: `kakunin.bind_agent[_session]`, `kakunin.validate_certificate`.
-//! - `crl`: `kakunin.load_crl`, the offline revocation channel.
-//! - `certificate`: the validation engine (profile, path, status) and its cache.
-//! - `postgrest`: `kakunin.pre_request()` for PostgREST / Supabase.
-//! - `helpers`: the policy helpers (`kakunin_agent_id()` and friends).
-//! - `registry`: certificate status (`kakunin.certificate_status`).
-//! - `invalidation`: cross-session cache invalidation through relcache messages.
-//! - `fmgr`: plain version-1 entry points for the hottest functions.
-//! - `trust`: trust anchors.
-//! - `verify_endpoint`: the CA's online verify endpoint, cached.
-//! - `webhooks`: signed CA webhooks feeding the registry.
-//! - `spi_plans`: SPI with kept plans and an explicit visibility (parallel-safe reads).
-//! - `privilege`: gateway membership, admin checks, acting as the owner.
+//! Folders by domain, dependencies pointing one way (`scripts/layers.sh`
+//! checks): `pg/` (PostgreSQL plumbing) ← `audit/` ← `revocation/` ←
+//! `identity/` ← `api_keys/` ← `postgrest`. `gucs` (every setting) and
+//! `upgrade` (symbols older catalogs call) sit beside them.
+//!
+//! - `pg/`: errors and SQLSTATEs, the SPI door, fmgr, privilege, cache invalidation, clock.
+//! - `audit/`: the tamper-evident log (append, guard, sequencer, checkpoints, proofs, worker).
+//! - `revocation/`: status registry, trust anchors, CRLs, webhooks, verify endpoint, key status.
+//! - `identity/`: the binding, certificate validation, bind, live status, policy helpers.
+//! - `api_keys/`: API key functions, who may manage keys, their rows.
+//! - `postgrest`: `kakunin.pre_request()` and `kakunin.current_request_id()`.
+
+// `SqlResult`'s error is pgrx's `ErrorReport`, which pgrx raises with its
+// SQLSTATE only when returned unboxed (a `Box` would become 22000); it is made
+// once per failed call, so its size costs nothing that matters.
+#![allow(clippy::result_large_err)]
 
 use pgrx::prelude::*;
 
 mod api_keys;
 mod audit;
-mod bind;
-mod binding_setting;
-mod certificate;
-mod crl;
-mod error;
-mod fmgr;
-mod helpers;
-mod invalidation;
+mod gucs;
+mod identity;
+mod pg;
 mod postgrest;
-mod privilege;
-mod registry;
-mod spi_plans;
-mod trust;
-mod verify_endpoint;
-mod webhooks;
+mod revocation;
+mod upgrade;
 
 ::pgrx::pg_module_magic!(name, version);
 
@@ -62,11 +53,10 @@ pub extern "C-unwind" fn _PG_init() {
     // takes precedence over it for captured backtraces. The library loads
     // before any thread of ours exists.
     std::env::set_var("RUST_LIB_BACKTRACE", "0");
-    binding_setting::register();
-    invalidation::register();
-    verify_endpoint::register();
-    audit::checkpoints::register();
-    audit::worker::register();
+    gucs::init();
+    pg::init();
+    identity::init();
+    audit::init();
 }
 
 #[cfg(any(test, feature = "pg_test"))]

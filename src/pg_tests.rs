@@ -7,8 +7,12 @@ mod tests {
     use kakunin_core::binding::CertStatus;
     use pgrx::prelude::*;
 
-    use crate::spi_plans::{self, Visibility};
-    use crate::{binding_setting, certificate, privilege, registry};
+    use crate::identity::binding as bound;
+    use crate::identity::{certificate, status};
+    use crate::pg::invalidation::Read;
+    use crate::pg::spi::{self, Visibility};
+    use crate::pg::{privilege, time};
+    use crate::revocation::registry;
 
     const ROOT_CA: &str = include_str!("../tests/fixtures/pki/root-ca.pem");
     const AGENT_B: &str = include_str!("../tests/fixtures/pki/agent-b.pem");
@@ -24,18 +28,14 @@ mod tests {
     #[pg_test]
     fn bind_updates_the_parsed_binding_and_epoch() {
         trust_root();
-        assert!(binding_setting::current().is_none());
-        let before = binding_setting::epoch();
+        assert!(bound::current().is_none());
+        let before = bound::epoch();
         Spi::run_with_args("SELECT kakunin.bind_agent($1)", &[AGENT_B.into()]).expect("bind");
-        let bound = binding_setting::current().expect("a binding after bind");
+        let bound = bound::current().expect("a binding after bind");
         assert_eq!(bound.agent_id, "agent-b");
         assert_eq!(bound.instruments, ["TSLA"]);
-        assert_eq!(bound.method, "gateway");
-        assert_ne!(
-            binding_setting::epoch(),
-            before,
-            "the assign hook bumped the epoch"
-        );
+        assert_eq!(bound.method(), "gateway");
+        assert_ne!(bound::epoch(), before, "the assign hook bumped the epoch");
     }
 
     #[pg_test(error = "kakunin.binding can only be set by kakunin.bind_agent_session()")]
@@ -46,7 +46,7 @@ mod tests {
     #[pg_test]
     fn certificate_cache_notices_a_removed_anchor() {
         trust_root();
-        let now = registry::now_unix();
+        let now = time::now_unix();
         assert!(
             certificate::check(AGENT_B, now, Visibility::Latest).is_ok(),
             "valid while trusted"
@@ -66,23 +66,26 @@ mod tests {
     fn status_is_read_once_per_statement() {
         trust_root();
         Spi::run_with_args("SELECT kakunin.bind_agent($1)", &[AGENT_B.into()]).expect("bind");
-        let binding = binding_setting::current().expect("bound");
-        assert_eq!(registry::bound_status(&binding), CertStatus::Active);
+        let binding = bound::current().expect("bound");
+        assert_eq!(status::bound_status(&binding), CertStatus::Active);
         Spi::run_with_args(
             "SELECT kakunin.set_certificate_status($1, 'revoked', 'test')",
-            &[binding.serial.as_str().into()],
+            &[binding.serial().unwrap_or_default().into()],
         )
         .expect("revoke");
+        let issuer = match &binding.credential {
+            kakunin_core::binding::Credential::Certificate { issuer, .. } => issuer.clone(),
+            _ => panic!("a certificate binding"),
+        };
         // Still the same top-level statement (this test), so the cached answer stands;
         // the registry itself already says revoked.
-        assert_eq!(registry::bound_status(&binding), CertStatus::Active);
+        assert_eq!(status::bound_status(&binding), CertStatus::Active);
         assert_eq!(
             registry::registry_status(
-                &binding.serial,
-                &binding.issuer,
+                binding.serial().unwrap_or_default(),
+                &issuer,
                 &binding.agent_id,
-                Visibility::Latest,
-                crate::invalidation::epoch()
+                Read::new(Visibility::Latest),
             ),
             Some(CertStatus::Revoked)
         );
@@ -94,7 +97,7 @@ mod tests {
             static PLAN: std::cell::Cell<pg_sys::SPIPlanPtr> =
                 const { std::cell::Cell::new(std::ptr::null_mut()) };
         }
-        spi_plans::query(
+        spi::query(
             Visibility::Statement,
             &PLAN,
             c"INSERT INTO kakunin.proof_replay VALUES ('x', 'y', now()) RETURNING 1",

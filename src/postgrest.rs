@@ -21,19 +21,25 @@ use pgrx::pg_sys;
 use pgrx::prelude::*;
 use serde_json::Value;
 
-use crate::bind::{bind_with, identity};
-use crate::error::OrRaise;
-use crate::fmgr::return_null;
-use crate::{binding_setting, privilege};
+use crate::api_keys::functions::bind_key;
+use crate::identity::bind::bind_with;
+use crate::identity::binding;
+use crate::pg::error::{KakuninError, Result, SqlResult};
+use crate::pg::fmgr::return_null;
+use crate::pg::privilege;
+
+fn identity(message: impl Into<String>) -> KakuninError {
+    KakuninError::identity(message)
+}
 
 /// The header `name` of `request.headers`, if present. A present header that
 /// is not a string (`{"x-api-key": 5}`) is refused, never ignored: a request
 /// must not run unbound because its credential had the wrong JSON type.
-fn header<'a>(headers: &'a Value, name: &str) -> Option<&'a str> {
-    match headers.get(name)? {
-        Value::String(value) => Some(value),
-        Value::Null => None,
-        other => identity(format!(
+fn header<'a>(headers: &'a Value, name: &str) -> Result<Option<&'a str>> {
+    match headers.get(name) {
+        Some(Value::String(value)) => Ok(Some(value)),
+        None | Some(Value::Null) => Ok(None),
+        Some(other) => Err(identity(format!(
             "request header {name} must be a string, not {}",
             match other {
                 Value::Bool(_) => "a boolean",
@@ -41,15 +47,14 @@ fn header<'a>(headers: &'a Value, name: &str) -> Option<&'a str> {
                 Value::Array(_) => "an array",
                 _ => "an object",
             }
-        ))
-        .raise(),
+        ))),
     }
 }
 
 /// The certificate in an `x-kakunin-certificate` header: URL-escaped (nginx's
 /// `$ssl_client_escaped_cert`), or form-encoded (spaces as `+`, which a
 /// PEM's armour lines reveal: base64 has `+` but never in `-----BEGIN+`).
-fn certificate_header(escaped: &str) -> String {
+fn certificate_header(escaped: &str) -> Result<String> {
     let form_encoded = escaped.contains("-----BEGIN+");
     let spaced;
     let text = if form_encoded {
@@ -58,11 +63,10 @@ fn certificate_header(escaped: &str) -> String {
     } else {
         escaped
     };
-    percent_decode_str(text)
+    Ok(percent_decode_str(text)
         .decode_utf8()
-        .map_err(|_| identity("x-kakunin-certificate is not URL-escaped UTF-8"))
-        .or_raise()
-        .into_owned()
+        .map_err(|_| identity("x-kakunin-certificate is not URL-escaped UTF-8"))?
+        .into_owned())
 }
 
 /// PostgREST's `request.headers` setting (a JSON object), if it is set.
@@ -101,27 +105,27 @@ pub unsafe extern "C-unwind" fn kakunin_current_request_id(
     }
 }
 
-crate::fmgr::fmgr_v1!(pg_finfo_kakunin_current_request_id);
+crate::pg::fmgr::fmgr_v1!(pg_finfo_kakunin_current_request_id);
 
 #[pg_extern(schema = "kakunin", volatile, parallel_unsafe)]
-fn pre_request() {
+fn pre_request() -> SqlResult<()> {
     let Some(raw) = request_headers() else {
-        return;
+        return Ok(());
     };
-    let headers: Value = serde_json::from_str(raw)
-        .map_err(|_| identity("request.headers is not valid JSON"))
-        .or_raise();
+    let headers: Value =
+        serde_json::from_str(raw).map_err(|_| identity("request.headers is not valid JSON"))?;
     if !headers.is_object() {
-        identity("request.headers must be a JSON object").raise();
+        return Err(identity("request.headers must be a JSON object").into());
     }
-    if let Some(escaped) = header(&headers, "x-kakunin-certificate") {
-        let pem = certificate_header(escaped);
+    if let Some(escaped) = header(&headers, "x-kakunin-certificate")? {
+        let pem = certificate_header(escaped)?;
         // The login role's standing is lent for the first bind of the
         // transaction only: SQL running later under the request role can never
         // use it to replace the identity bound (issue 14).
-        let lent = privilege::session_user_is_gateway() && binding_setting::current().is_none();
-        bind_with(Some(&pem), header(&headers, "x-kakunin-proof"), lent);
-    } else if let Some(key) = header(&headers, "x-api-key") {
-        crate::api_keys::bind_key(key);
+        let lent = privilege::session_user_is_gateway() && binding::current().is_none();
+        bind_with(Some(&pem), header(&headers, "x-kakunin-proof")?, lent)?;
+    } else if let Some(key) = header(&headers, "x-api-key")? {
+        bind_key(key)?;
     }
+    Ok(())
 }

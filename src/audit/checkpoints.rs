@@ -4,31 +4,16 @@
 use kakunin_core::audit::{self, Checkpoint};
 use kakunin_core::merkle::{mth_from_nodes, Hash};
 use pgrx::datum::TimestampWithTimeZone;
-use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
 use pgrx::prelude::*;
 
-use super::{node_at, tree_size};
-use crate::error::spi_failed;
-use crate::{privilege, spi_plans};
-
-static CHECKPOINT_INTERVAL_S: GucSetting<i32> = GucSetting::<i32>::new(300);
-
-pub fn register() {
-    GucRegistry::define_int_guc(
-        c"kakunin.audit_checkpoint_interval",
-        c"Longest time between automatic audit checkpoints while entries arrive.",
-        c"An append or a read that integrates new entries also signs a checkpoint when the latest is older than this.",
-        &CHECKPOINT_INTERVAL_S,
-        1,
-        86_400,
-        GucContext::Suset,
-        GucFlags::UNIT_S,
-    );
-}
+use super::{node_at, sequencer, tree_size};
+use crate::gucs;
+use crate::pg::error::spi_failed;
+use crate::pg::{privilege, spi};
 
 /// The stored signing key (seed, public key, key name), if one exists.
 fn stored_key() -> Option<(Vec<u8>, Vec<u8>, String)> {
-    spi_plans::connect(|client| {
+    spi::connect(|client| {
         let table = client.select(
             "SELECT seed, public_key, key_name FROM kakunin.audit_signing_key",
             None,
@@ -61,7 +46,7 @@ fn signing_key() -> (Vec<u8>, Vec<u8>, String) {
     let seed = audit::generate_seed().unwrap_or_else(|e| pgrx::error!("kakunin_pg: {e}"));
     let public = audit::public_key(&seed).unwrap_or_default();
     let name = format!("kakunin/{}", privilege::database_name());
-    spi_plans::run(
+    spi::run(
         "INSERT INTO kakunin.audit_signing_key (seed, public_key, key_name) VALUES ($1, $2, $3)",
         &[
             seed.as_slice().into(),
@@ -90,7 +75,7 @@ fn sign_checkpoint() -> (i64, Vec<u8>, Vec<u8>, String) {
     let (signature, _) =
         audit::sign(&seed, checkpoint.body().as_bytes()).unwrap_or_else(|e| pgrx::error!("{e}"));
     let note = checkpoint.note(&name, &public, &signature);
-    spi_plans::run(
+    spi::run(
         "INSERT INTO kakunin.audit_checkpoints (tree_size, root_hash, signature, note)
          VALUES ($1, $2, $3, $4) ON CONFLICT (tree_size) DO NOTHING",
         &[
@@ -107,11 +92,11 @@ fn sign_checkpoint() -> (i64, Vec<u8>, Vec<u8>, String) {
 /// Called by the sequencer's owner context: a checkpoint when entries were
 /// integrated past the latest one and it is older than the interval.
 pub fn checkpoint_if_due() {
-    let due = spi_plans::get_one::<bool>(
+    let due = spi::get_one::<bool>(
         "SELECT coalesce(max(ts) < pg_catalog.now() - pg_catalog.make_interval(secs => $1), true)
                 AND coalesce(max(tree_size), 0) < (SELECT coalesce(max(seq) + 1, 0) FROM kakunin.audit_log)
          FROM kakunin.audit_checkpoints",
-        &[f64::from(CHECKPOINT_INTERVAL_S.get()).into()],
+        &[f64::from(gucs::audit_checkpoint_interval_seconds()).into()],
     )
     .unwrap_or_else(|e| spi_failed("read the audit checkpoints", e))
     .unwrap_or(false);
@@ -132,9 +117,9 @@ fn audit_checkpoint() -> TableIterator<
         name!(signature, Vec<u8>),
     ),
 > {
-    super::sequencer::integrate();
+    sequencer::integrate();
     let (size, root, signature, _) = privilege::as_extension_owner(sign_checkpoint);
-    let ts = spi_plans::get_one::<TimestampWithTimeZone>(
+    let ts = spi::get_one::<TimestampWithTimeZone>(
         "SELECT ts FROM kakunin.audit_checkpoints WHERE tree_size OPERATOR(pg_catalog.=) $1",
         &[size.into()],
     )
@@ -155,11 +140,11 @@ fn audit_checkpoint() -> TableIterator<
 fn audit_checkpoint_note() -> String {
     let sign = privilege::writable() && privilege::is_admin();
     if sign {
-        super::sequencer::integrate();
+        sequencer::integrate();
     }
     privilege::as_extension_owner(|| {
         let latest =
-            spi_plans::get_one::<i64>("SELECT max(tree_size) FROM kakunin.audit_checkpoints", &[])
+            spi::get_one::<i64>("SELECT max(tree_size) FROM kakunin.audit_checkpoints", &[])
                 .unwrap_or_else(|e| spi_failed("read the audit checkpoints", e));
         if sign && latest != Some(tree_size() as i64) {
             return sign_checkpoint().3;
@@ -172,7 +157,7 @@ fn audit_checkpoint_note() -> String {
                 "kakunin.audit_checkpoint() (kakunin_admin) or the background worker signs one."
             );
         }
-        spi_plans::get_one::<String>(
+        spi::get_one::<String>(
             "SELECT note FROM kakunin.audit_checkpoints ORDER BY tree_size DESC LIMIT 1",
             &[],
         )

@@ -1,7 +1,8 @@
-//! Appends and the sequencer.
+//! The sequencer.
 //!
-//! An append is a plain INSERT (RLS applies) and takes no lock shared with
-//! other writers. The sequencer gives committed entries their positions: under
+//! An append (`append`) is a plain INSERT (RLS applies) and takes no lock
+//! shared with other writers. The sequencer gives committed entries their
+//! positions: under
 //! one lock, it reads the entries not yet integrated that its snapshot sees
 //! (committed ones, so a rolled-back append leaves no hole), numbers them
 //! gaplessly after the current tree size (commit order between integrations,
@@ -20,7 +21,6 @@
 //! locks), which would hold the lock for as long. Readers called by other
 //! roles read what is integrated; `kakunin.audit_lag()` shows what is not.
 
-use std::cell::Cell;
 use std::time::{Duration, Instant};
 
 use std::ops::ControlFlow;
@@ -30,77 +30,22 @@ use kakunin_core::merkle::Frontier;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 
-use super::{as_sequencer, entry_at, node_at, tree_size, ENTRY_COLUMNS};
-use crate::error::{spi_failed, KakuninError, OrRaise};
-use crate::privilege;
-use crate::spi_plans::{self, Visibility};
+use super::guard::as_sequencer;
+use super::{entry_at, node_at, tree_size, ENTRY_COLUMNS};
+use crate::pg::error::spi_failed;
+use crate::pg::privilege;
+use crate::pg::spi::{self, Visibility};
 
 const BATCH: i64 = 20_000;
 /// How long an explicit integration waits for another sequencer (which holds
 /// the lock for one integration, never across user SQL) before `55P03`.
 pub const LOCK_WAIT: Duration = Duration::from_secs(5);
 
-/// `kakunin.audit(action text, payload jsonb DEFAULT '{}') → bigint`: appends
-/// an entry (as the caller, so the table's policies apply) and returns its id;
-/// its seq follows when the sequencer integrates it. A plain version-1
-/// function (declared in `sql/audit.sql`): the arguments go to the INSERT as
-/// the datums they came as, with no conversion on the way.
-#[no_mangle]
-#[pg_guard]
-pub unsafe extern "C-unwind" fn kakunin_audit(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
-    // SAFETY: PostgreSQL passes this call's fcinfo, with the two declared arguments.
-    let [action, payload] = [0, 1].map(|n| unsafe {
-        (!pgrx::fcinfo::pg_arg_is_null(fcinfo, n))
-            .then(|| pgrx::fcinfo::pg_getarg_datum_raw(fcinfo, n))
-    });
-    append(action, payload).into()
-}
-
-crate::fmgr::fmgr_v1!(pg_finfo_kakunin_audit);
-
-/// The same append under its 0.1.0 symbol (`audit_wrapper`), which a 0.1.0
-/// catalog calls until `ALTER EXTENSION kakunin_pg UPDATE` repoints it.
-#[pg_extern(sql = false)]
-fn audit(action: Option<&str>, payload: Option<pgrx::JsonB>) -> i64 {
-    append(
-        action.and_then(IntoDatum::into_datum),
-        payload.and_then(IntoDatum::into_datum),
-    )
-}
-
-/// Inserts (action, payload) datums (text, jsonb; a NULL payload is `{}`) and
-/// returns the entry id. A NULL action is refused.
-fn append(action: Option<pg_sys::Datum>, payload: Option<pg_sys::Datum>) -> i64 {
-    let action = action
-        .ok_or(KakuninError::NullArgument("action"))
-        .or_raise();
-    let payload = payload.unwrap_or_else(|| {
-        pgrx::JsonB(serde_json::json!({}))
-            .into_datum()
-            .unwrap_or(pg_sys::Datum::from(0))
-    });
-    thread_local! {
-        static PLAN: Cell<pg_sys::SPIPlanPtr> = const { Cell::new(std::ptr::null_mut()) };
-    }
-    spi_plans::query(
-        Visibility::Write,
-        &PLAN,
-        c"INSERT INTO kakunin.audit_log (action, payload) VALUES ($1, $2) RETURNING id",
-        &[pg_sys::TEXTOID, pg_sys::JSONBOID],
-        &[action, payload],
-        |row| row.get::<i64>(1),
-    )
-    .into_iter()
-    .flatten()
-    .next()
-    .unwrap_or_default()
-}
-
 /// Takes the sequencer lock if it is free, as the extension owner. A catalog
 /// still at 0.2.0 or older (before `ALTER EXTENSION kakunin_pg UPDATE`) has no
 /// `kakunin.audit_sequencer` and keeps the advisory lock it was built with.
 fn try_lock() -> bool {
-    let sql = if spi_plans::get_one::<bool>(
+    let sql = if spi::get_one::<bool>(
         "SELECT pg_catalog.to_regclass('kakunin.audit_sequencer') IS NOT NULL",
         &[],
     )
@@ -112,7 +57,7 @@ fn try_lock() -> bool {
         "SELECT pg_catalog.pg_try_advisory_xact_lock(x'6b6b6e5f61756474'::bigint)"
     };
     // SKIP LOCKED answers no row while another sequencer holds it: busy.
-    spi_plans::connect_mut(|client| {
+    spi::connect_mut(|client| {
         let rows = client.update(sql, Some(1), &[])?;
         if rows.is_empty() {
             return Ok(false);
@@ -122,49 +67,11 @@ fn try_lock() -> bool {
     .unwrap_or_else(|e| spi_failed("take the sequencer lock", e))
 }
 
-/// Integrates committed entries (and, if `own`, this transaction's) and signs
-/// a checkpoint if one is due, unless another sequencer holds the lock (it is
-/// doing that work): never waits.
-pub fn integrate_if_free(own: bool) {
-    privilege::as_extension_owner(|| {
-        if try_lock() {
-            integrate_locked(own);
-            super::checkpoints::checkpoint_if_due();
-        }
-    });
-}
-
-/// `kakunin.audit_lag() → jsonb {unplaced, oldest_unplaced, worker_running}`:
-/// committed entries not yet in the tree (as the caller's snapshot sees them),
-/// the time of the oldest, and whether the background worker is connected to
-/// this database — so a stalled sequencer is visible (issue 15).
-#[pg_extern(schema = "kakunin", volatile, parallel_unsafe)]
-fn audit_lag() -> pgrx::JsonB {
-    let (unplaced, oldest) = privilege::as_extension_owner(|| {
-        spi_plans::connect(|client| {
-            let row = client
-                .select(
-                    "SELECT count(*), extract(epoch FROM min(ts))::float8 FROM kakunin.audit_log WHERE seq IS NULL",
-                    Some(1),
-                    &[],
-                )?
-                .first();
-            Ok::<_, pgrx::spi::Error>((row.get::<i64>(1)?.unwrap_or(0), row.get::<f64>(2)?))
-        })
-    })
-    .unwrap_or_else(|e| spi_failed("read the audit log", e));
-    pgrx::JsonB(serde_json::json!({
-        "unplaced": unplaced,
-        "oldest_unplaced": oldest.map(|t| kakunin_core::rfc3339(t as i64)),
-        "worker_running": super::worker::worker_running(),
-    }))
-}
-
-/// `kakunin.audit_integrate() → bigint`: integrates every committed entry not
-/// yet in the tree; returns how many. kakunin_admin only (EXECUTE).
-#[pg_extern(schema = "kakunin", volatile, parallel_unsafe)]
-fn audit_integrate() -> i64 {
-    integrate() as i64
+/// Integrates what this transaction's snapshot sees (and, if `own`, its own
+/// entries) unless another sequencer holds the lock, as the extension owner;
+/// None when busy. Never waits.
+pub fn try_integrate(own: bool) -> Option<u64> {
+    privilege::as_extension_owner(|| try_lock().then(|| integrate_locked(own)))
 }
 
 /// Waits (at most [`LOCK_WAIT`], cancellably) for the sequencer lock, then
@@ -208,7 +115,7 @@ fn integrate_locked(own: bool) -> u64 {
         let (mut ids, mut seqs, mut leaves) = (Vec::new(), Vec::new(), Vec::new());
         let (mut levels, mut idxs, mut hashes) = (Vec::new(), Vec::new(), Vec::new());
         let mut fetched = 0;
-        spi_plans::scan(
+        spi::scan(
             Visibility::Latest,
             &format!(
                 "SELECT id, {ENTRY_COLUMNS}, xmin FROM kakunin.audit_log
@@ -254,7 +161,7 @@ fn integrate_locked(own: bool) -> u64 {
         // Bounds the join to this batch's range of the pending index.
         let (first_id, last_id) = (ids.first().copied(), ids.last().copied());
         as_sequencer(|| {
-            spi_plans::connect_mut(|client| {
+            spi::connect_mut(|client| {
                 client.update(
                     "UPDATE kakunin.audit_log a SET seq = u.seq, leaf_hash = u.h
                      FROM ROWS FROM (pg_catalog.unnest($1::bigint[]), pg_catalog.unnest($2::bigint[]),

@@ -13,9 +13,9 @@ use std::ops::{ControlFlow, Range};
 
 use super::checkpoints::root;
 use super::{entry_at, node_at, sequencer, tree_size, ENTRY_COLUMNS};
-use crate::error::{spi_failed, KakuninError, OrRaise};
-use crate::privilege;
-use crate::spi_plans::{self, Visibility};
+use crate::pg::error::{self, required, spi_failed, KakuninError, SqlResult};
+use crate::pg::privilege;
+use crate::pg::spi::{self, Visibility};
 
 fn hex_list(hashes: &[Hash]) -> Vec<String> {
     hashes.iter().map(hex::encode).collect()
@@ -95,7 +95,7 @@ impl Batch {
 /// and hashing overlap.
 fn verify() -> Value {
     let key = super::checkpoints::verifying_key();
-    let checkpoints: Vec<StoredCheckpoint> = spi_plans::connect(|client| {
+    let checkpoints: Vec<StoredCheckpoint> = spi::connect(|client| {
         client
             .select(
                 "SELECT tree_size, root_hash, signature FROM kakunin.audit_checkpoints",
@@ -128,7 +128,7 @@ fn verify() -> Value {
         verifier.finish()
     });
     let mut batch = Batch::default();
-    spi_plans::scan(
+    spi::scan(
         Visibility::Latest,
         &format!(
             "SELECT seq, {ENTRY_COLUMNS} FROM kakunin.audit_log WHERE seq IS NOT NULL ORDER BY seq"
@@ -181,7 +181,7 @@ fn verify() -> Value {
 fn stored_nodes(size: u64) -> Result<NodeDigests, String> {
     let mut digests = NodeDigests::default();
     let mut bad = None;
-    spi_plans::scan(
+    spi::scan(
         Visibility::Latest,
         "SELECT level, idx, hash FROM kakunin.audit_tree
          WHERE (idx OPERATOR(pg_catalog.+) 1) OPERATOR(pg_catalog.*) (1::bigint OPERATOR(pg_catalog.<<) level)
@@ -208,14 +208,14 @@ fn stored_nodes(size: u64) -> Result<NodeDigests, String> {
 }
 
 /// A position or size as the caller gave it, refused (`22023`) if negative.
-fn non_negative(name: &str, value: i64) -> u64 {
-    u64::try_from(value).unwrap_or_else(|_| {
-        KakuninError::InvalidArgument(format!("{name} must be 0 or more (got {value})")).raise()
+fn non_negative(name: &str, value: i64) -> error::Result<u64> {
+    u64::try_from(value).map_err(|_| {
+        KakuninError::InvalidArgument(format!("{name} must be 0 or more (got {value})"))
     })
 }
 
 fn latest_checkpoint_size() -> Option<u64> {
-    crate::spi_plans::select_one::<i64>("SELECT max(tree_size) FROM kakunin.audit_checkpoints", &[])
+    spi::select_one::<i64>("SELECT max(tree_size) FROM kakunin.audit_checkpoints", &[])
         .unwrap_or_else(|e| spi_failed("read the audit checkpoints", e))
         .map(|s| s as u64)
 }
@@ -227,72 +227,57 @@ fn latest_checkpoint_size() -> Option<u64> {
 fn audit_inclusion_proof(
     seq: Option<i64>,
     tree_size: default!(Option<i64>, "NULL"),
-) -> pgrx::JsonB {
-    let seq = non_negative(
-        "seq",
-        seq.ok_or(KakuninError::NullArgument("seq")).or_raise(),
-    );
-    let tree_size = tree_size.map(|s| non_negative("tree_size", s));
-    pgrx::JsonB(privilege::as_extension_owner(|| {
+) -> SqlResult<pgrx::JsonB> {
+    let seq = non_negative("seq", required(seq, "seq")?)?;
+    let tree_size = tree_size
+        .map(|s| non_negative("tree_size", s))
+        .transpose()?;
+    Ok(pgrx::JsonB(privilege::as_extension_owner(|| {
         let integrated = super::tree_size();
         let size = tree_size
             .or_else(latest_checkpoint_size)
             .unwrap_or(integrated);
         if size > integrated {
-            KakuninError::InvalidArgument(format!(
+            return Err(KakuninError::InvalidArgument(format!(
                 "tree_size {size} exceeds the {integrated} integrated entries"
-            ))
-            .raise();
+            )));
         }
         let proof = inclusion_proof_from_nodes(seq, size, &mut node_at)
-            .map_err(|e| KakuninError::InvalidArgument(e.to_string()))
-            .or_raise();
-        json!({
+            .map_err(|e| KakuninError::InvalidArgument(e.to_string()))?;
+        Ok(json!({
             "seq": seq,
             "tree_size": size,
             "leaf_hash": hex::encode(node_at(0, seq)),
             "root_hash": hex::encode(root(size)),
             "proof": hex_list(&proof),
-        })
-    }))
+        }))
+    })?))
 }
 
 /// `kakunin.audit_consistency_proof(old_size, new_size) → jsonb`: RFC 6962
 /// PROOF(old_size, D[new_size]), so a holder of an old checkpoint can check
 /// that the new tree extends it.
 #[pg_extern(schema = "kakunin", volatile, parallel_unsafe)]
-fn audit_consistency_proof(old_size: Option<i64>, new_size: Option<i64>) -> pgrx::JsonB {
-    let old = non_negative(
-        "old_size",
-        old_size
-            .ok_or(KakuninError::NullArgument("old_size"))
-            .or_raise(),
-    );
-    let new = non_negative(
-        "new_size",
-        new_size
-            .ok_or(KakuninError::NullArgument("new_size"))
-            .or_raise(),
-    );
-    pgrx::JsonB(privilege::as_extension_owner(|| {
+fn audit_consistency_proof(old_size: Option<i64>, new_size: Option<i64>) -> SqlResult<pgrx::JsonB> {
+    let old = non_negative("old_size", required(old_size, "old_size")?)?;
+    let new = non_negative("new_size", required(new_size, "new_size")?)?;
+    Ok(pgrx::JsonB(privilege::as_extension_owner(|| {
         let integrated = tree_size();
         if new > integrated {
-            KakuninError::InvalidArgument(format!(
+            return Err(KakuninError::InvalidArgument(format!(
                 "new_size {new} exceeds the {integrated} integrated entries"
-            ))
-            .raise();
+            )));
         }
         let proof = consistency_proof_from_nodes(old, new, &mut node_at)
-            .map_err(|e| KakuninError::InvalidArgument(e.to_string()))
-            .or_raise();
-        json!({
+            .map_err(|e| KakuninError::InvalidArgument(e.to_string()))?;
+        Ok(json!({
             "old_size": old,
             "new_size": new,
             "old_root": hex::encode(root(old)),
             "new_root": hex::encode(root(new)),
             "proof": hex_list(&proof),
-        })
-    }))
+        }))
+    })?))
 }
 
 /// `kakunin.export_evidence(from_ts, to_ts) → jsonb`: the entries of the
@@ -302,21 +287,19 @@ fn audit_consistency_proof(old_size: Option<i64>, new_size: Option<i64>) -> pgrx
 fn export_evidence(
     from_ts: Option<TimestampWithTimeZone>,
     to_ts: Option<TimestampWithTimeZone>,
-) -> pgrx::JsonB {
-    let from_ts = from_ts
-        .ok_or(KakuninError::NullArgument("from_ts"))
-        .or_raise();
-    let to_ts = to_ts.ok_or(KakuninError::NullArgument("to_ts")).or_raise();
-    let note = spi_plans::get_one::<String>("SELECT kakunin.audit_checkpoint_note()", &[])
+) -> SqlResult<pgrx::JsonB> {
+    let from_ts = required(from_ts, "from_ts")?;
+    let to_ts = required(to_ts, "to_ts")?;
+    let note = spi::get_one::<String>("SELECT kakunin.audit_checkpoint_note()", &[])
         .unwrap_or_else(|e| spi_failed("sign a checkpoint", e))
         .unwrap_or_default();
-    let public_key = spi_plans::get_one::<String>("SELECT kakunin.audit_public_key()", &[])
+    let public_key = spi::get_one::<String>("SELECT kakunin.audit_public_key()", &[])
         .unwrap_or_else(|e| spi_failed("read the audit public key", e))
         .unwrap_or_default();
-    pgrx::JsonB(privilege::as_extension_owner(|| {
+    Ok(pgrx::JsonB(privilege::as_extension_owner(|| {
         let size = latest_checkpoint_size().unwrap_or(0);
         let mut entries = Vec::new();
-        spi_plans::scan(
+        let refused = spi::scan(
             Visibility::Latest,
             &format!(
                 "SELECT seq, {ENTRY_COLUMNS} FROM kakunin.audit_log
@@ -345,27 +328,30 @@ fn export_evidence(
                     entry.to_entry().map_err(|e| e.to_string())
                 };
                 match refused {
-                    Ok(entry) => entries.push(entry),
-                    Err(e) => KakuninError::InvalidArgument(format!(
+                    Ok(entry) => {
+                        entries.push(entry);
+                        ControlFlow::Continue(())
+                    }
+                    Err(e) => ControlFlow::Break(KakuninError::InvalidArgument(format!(
                         "audit entry {seq} cannot be exported: its payload is refused ({e})"
-                    ))
-                    .raise(),
+                    ))),
                 }
-                ControlFlow::<()>::Continue(())
             },
         );
-        let items: Vec<Value> = entries
+        if let Some(refused) = refused {
+            return Err(refused);
+        }
+        let items = entries
             .into_iter()
             .map(|entry| {
-                let proof = inclusion_proof_from_nodes(entry.seq, size, &mut node_at)
-                    .map_err(|e| {
+                let proof =
+                    inclusion_proof_from_nodes(entry.seq, size, &mut node_at).map_err(|e| {
                         KakuninError::InvalidArgument(format!(
                             "no inclusion proof for audit entry {}: {e}",
                             entry.seq
                         ))
-                    })
-                    .or_raise();
-                json!({
+                    })?;
+                Ok(json!({
                     "seq": entry.seq,
                     "ts_micros": entry.ts_micros,
                     "tenant_id": entry.tenant_id,
@@ -374,14 +360,14 @@ fn export_evidence(
                     "action": entry.action,
                     "payload": entry.payload,
                     "proof": hex_list(&proof),
-                })
+                }))
             })
-            .collect();
-        json!({
+            .collect::<error::Result<Vec<Value>>>()?;
+        Ok(json!({
             "format": "kakunin-evidence/v1",
             "verifier_key": public_key,
             "checkpoint": note,
             "entries": items,
-        })
-    }))
+        }))
+    })?))
 }

@@ -9,44 +9,20 @@
 use std::time::Duration;
 
 use pgrx::bgworkers::{BackgroundWorker, BackgroundWorkerBuilder, SignalWakeFlags};
-use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 
-static DATABASE: GucSetting<Option<std::ffi::CString>> =
-    GucSetting::<Option<std::ffi::CString>>::new(None);
-static NAPTIME_MS: GucSetting<i32> = GucSetting::<i32>::new(1_000);
+use super::maintenance;
+use crate::gucs;
+use crate::pg::spi;
+
 /// How long PostgreSQL waits before starting the worker again after it exited.
 const RESTART_TIME: Duration = Duration::from_secs(5);
 
-/// Defines the worker's settings and, when loaded at server start with a
-/// database named, registers the worker.
+/// Registers the worker when the library is loaded at server start with
+/// `kakunin.audit_worker_database` set.
 pub fn register() {
-    // SAFETY: reads a flag PostgreSQL sets while loading preloaded libraries.
-    let preloading = unsafe { pg_sys::process_shared_preload_libraries_in_progress };
-    // PostgreSQL refuses to define a server-start setting later (FATAL), and
-    // without preloading there is no worker for it to configure.
-    if preloading {
-        GucRegistry::define_string_guc(
-            c"kakunin.audit_worker_database",
-            c"Database whose audit log the kakunin background worker sequences.",
-            c"Needs kakunin_pg in shared_preload_libraries; empty: no worker (kakunin_admin integrates, e.g. a scheduled kakunin.audit_checkpoint()).",
-            &DATABASE,
-            GucContext::Postmaster,
-            GucFlags::default(),
-        );
-    }
-    GucRegistry::define_int_guc(
-        c"kakunin.audit_worker_naptime",
-        c"How long the audit background worker sleeps between integrations.",
-        c"At most this long passes between an entry's commit and its position while the worker runs.",
-        &NAPTIME_MS,
-        10,
-        60_000,
-        GucContext::Sighup,
-        GucFlags::UNIT_MS,
-    );
-    if preloading && worker_database().is_some() {
+    if gucs::preloading() && gucs::audit_worker_database().is_some() {
         BackgroundWorkerBuilder::new("kakunin audit sequencer")
             .set_type("kakunin audit sequencer")
             .set_library("kakunin_pg")
@@ -60,43 +36,21 @@ pub fn register() {
     }
 }
 
-/// `kakunin.audit_worker_database`, if set (and so if the library was preloaded).
-fn worker_database() -> Option<String> {
-    DATABASE
-        .get()
-        .and_then(|d| d.into_string().ok())
-        .filter(|d| !d.is_empty())
-}
-
-/// Whether a worker is connected to this database now.
-pub fn worker_running() -> bool {
-    crate::spi_plans::select_one::<bool>(
-        "SELECT EXISTS (SELECT FROM pg_catalog.pg_stat_activity
-                        WHERE backend_type OPERATOR(pg_catalog.=) 'kakunin audit sequencer'
-                          AND datname OPERATOR(pg_catalog.=) pg_catalog.current_database())",
-        &[],
-    )
-    .ok()
-    .flatten()
-    .unwrap_or(false)
-}
-
 #[pg_guard]
 #[no_mangle]
 pub extern "C-unwind" fn kakunin_audit_worker_main(_arg: pg_sys::Datum) {
     BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGHUP | SignalWakeFlags::SIGTERM);
-    let database = worker_database().unwrap_or_default();
+    let database = gucs::audit_worker_database().unwrap_or_default();
     BackgroundWorker::connect_worker_to_spi(Some(&database), None);
     log!("kakunin audit sequencer started for database \"{database}\"");
-    let naptime = || Duration::from_millis(NAPTIME_MS.get().max(10) as u64);
-    while BackgroundWorker::wait_latch(Some(naptime())) {
+    while BackgroundWorker::wait_latch(Some(gucs::audit_worker_naptime())) {
         if BackgroundWorker::sighup_received() {
             // SAFETY: the documented way for a worker to reread its settings.
             unsafe { pg_sys::ProcessConfigFile(pg_sys::GucContext::PGC_SIGHUP) };
         }
         BackgroundWorker::transaction(|| {
             if extension_installed() {
-                super::sequencer::integrate_if_free(false);
+                maintenance::integrate_if_free(false);
             }
         });
     }
@@ -109,7 +63,7 @@ pub extern "C-unwind" fn kakunin_audit_worker_main(_arg: pg_sys::Datum) {
 
 /// The worker may start before `CREATE EXTENSION`; until then it only waits.
 fn extension_installed() -> bool {
-    crate::spi_plans::select_one::<bool>(
+    spi::select_one::<bool>(
         "SELECT EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname = 'kakunin_pg')",
         &[],
     )

@@ -109,9 +109,22 @@ pub fn uuid_string(key_id: &[u8; 16]) -> String {
     )
 }
 
+/// The key id in a UUID string ([`uuid_string`]'s inverse; hyphens optional).
+pub fn uuid_bytes(text: &str) -> Option<[u8; 16]> {
+    hex::decode(text.replace('-', "")).ok()?.try_into().ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn uuid_text_round_trip() {
+        let id = [0xabu8; 16];
+        assert_eq!(uuid_bytes(&uuid_string(&id)), Some(id));
+        assert_eq!(uuid_bytes("not-a-uuid"), None);
+        assert_eq!(uuid_bytes("abab"), None);
+    }
 
     #[test]
     fn minted_keys_parse_back_and_match_their_hash() {

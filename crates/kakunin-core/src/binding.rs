@@ -9,7 +9,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum CertStatus {
     Active,
     Suspended,
@@ -77,32 +78,97 @@ pub fn effective_status(registry: Option<CertStatus>, not_after: i64, now: i64) 
     }
 }
 
+/// Who is bound for the transaction, what they may touch, and the credential
+/// that established it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Binding {
     pub agent_id: String,
     pub tenant_id: Option<String>,
-    pub serial: String,
-    pub not_after: i64,
     pub instruments: Vec<String>,
     pub venues: Vec<String>,
+    /// The whole financial scope (a certificate's) or claims (an API key's).
     pub scope: Value,
-    /// SHA-256 of the leaf DER.
-    pub fingerprint: String,
-    /// `gateway` or `proof` for a certificate, `api_key` for an API key.
-    pub method: String,
-    /// The API key bound, if the identity came from one (then `serial` is empty).
-    #[serde(default)]
-    pub key_id: Option<String>,
-    /// The API key's capabilities (empty for a certificate binding).
-    #[serde(default)]
-    pub capabilities: Vec<String>,
-    /// Hex of the certificate issuer's Name (DER), to follow its CRL's freshness.
-    #[serde(default)]
-    pub issuer: String,
+    pub credential: Credential,
     /// A status fixed at bind time by a source that is not re-read per
     /// statement (the online verify endpoint): never softened afterwards.
-    #[serde(default)]
-    pub bound_status: Option<String>,
+    pub fixed_status: Option<CertStatus>,
+}
+
+/// The credential a binding was made from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Credential {
+    /// An X.509 certificate validated in the database.
+    Certificate {
+        /// Lowercase hex.
+        serial: String,
+        /// Hex of the issuer's Name (DER), to follow its CRL's freshness.
+        issuer: String,
+        /// SHA-256 of the leaf DER, hex.
+        fingerprint: String,
+        /// notAfter, unix seconds.
+        not_after: i64,
+        /// Whether the caller proved possession of the key (else a
+        /// `kakunin_gateway` member vouched for it).
+        proven: bool,
+    },
+    /// A serial forwarded by a gateway that checked the certificate itself,
+    /// vouched for by the CA's verify endpoint.
+    Serial { serial: String },
+    /// An API key.
+    ApiKey {
+        /// The key id (a UUID, hyphenated).
+        key_id: String,
+        capabilities: Vec<String>,
+        /// Unix seconds; None: no expiry.
+        expires_at: Option<i64>,
+    },
+}
+
+impl Binding {
+    /// How the identity was bound: `gateway` or `proof` (a certificate),
+    /// `serial`, or `api_key`.
+    pub fn method(&self) -> &'static str {
+        match &self.credential {
+            Credential::Certificate { proven: true, .. } => "proof",
+            Credential::Certificate { proven: false, .. } => "gateway",
+            Credential::Serial { .. } => "serial",
+            Credential::ApiKey { .. } => "api_key",
+        }
+    }
+
+    /// The certificate serial, for a certificate or serial binding.
+    pub fn serial(&self) -> Option<&str> {
+        match &self.credential {
+            Credential::Certificate { serial, .. } | Credential::Serial { serial } => Some(serial),
+            Credential::ApiKey { .. } => None,
+        }
+    }
+
+    /// The API key id, for a key binding.
+    pub fn key_id(&self) -> Option<&str> {
+        match &self.credential {
+            Credential::ApiKey { key_id, .. } => Some(key_id),
+            _ => None,
+        }
+    }
+
+    /// The API key's capabilities (none for a certificate).
+    pub fn capabilities(&self) -> &[String] {
+        match &self.credential {
+            Credential::ApiKey { capabilities, .. } => capabilities,
+            _ => &[],
+        }
+    }
+
+    /// When the credential stops being valid (unix seconds), if it says.
+    pub fn expires_at(&self) -> Option<i64> {
+        match &self.credential {
+            Credential::Certificate { not_after, .. } => Some(*not_after),
+            Credential::ApiKey { expires_at, .. } => *expires_at,
+            Credential::Serial { .. } => None,
+        }
+    }
 }
 
 impl Binding {
@@ -129,23 +195,45 @@ mod tests {
 
     #[test]
     fn round_trip() {
-        let b = Binding {
+        let certificate = Binding {
             agent_id: "a-1".into(),
             tenant_id: Some("t".into()),
-            serial: "0a".into(),
-            not_after: 10,
             instruments: vec!["AAPL".into()],
             venues: vec![],
             scope: serde_json::json!({"instruments": ["AAPL"]}),
-            fingerprint: "ff".into(),
-            method: "gateway".into(),
-            key_id: None,
-            capabilities: vec![],
-            issuer: String::new(),
-            bound_status: None,
+            credential: Credential::Certificate {
+                serial: "0a".into(),
+                issuer: "3000".into(),
+                fingerprint: "ff".into(),
+                not_after: 10,
+                proven: false,
+            },
+            fixed_status: Some(CertStatus::Unknown),
         };
-        let text = b.encode("42.1");
-        assert_eq!(Binding::decode(&text), Some(("42.1", b)));
+        let key = Binding {
+            credential: Credential::ApiKey {
+                key_id: "k".into(),
+                capabilities: vec!["read".into()],
+                expires_at: None,
+            },
+            fixed_status: None,
+            ..certificate.clone()
+        };
+        let serial = Binding {
+            credential: Credential::Serial {
+                serial: "0b".into(),
+            },
+            ..certificate.clone()
+        };
+        for (b, method) in [
+            (certificate, "gateway"),
+            (key, "api_key"),
+            (serial, "serial"),
+        ] {
+            let text = b.encode("42.1");
+            assert_eq!(b.method(), method);
+            assert_eq!(Binding::decode(&text), Some(("42.1", b)));
+        }
         assert_eq!(Binding::decode(""), None);
         assert_eq!(Binding::decode("x|{"), None);
     }

@@ -14,7 +14,7 @@ macro_rules! fmgr_v1 {
         $(
             #[no_mangle]
             pub extern "C" fn $finfo() -> &'static ::pgrx::pg_sys::Pg_finfo_record {
-                &$crate::fmgr::V1
+                &$crate::pg::fmgr::V1
             }
         )*
     };

@@ -8,11 +8,11 @@ use kakunin_core::certificate_input;
 use kakunin_core::chain;
 use pgrx::prelude::*;
 
-use crate::error::{spi_failed, KakuninError, OrRaise};
-use crate::spi_plans::{self, Visibility};
-use crate::{invalidation, privilege, registry};
+use crate::pg::error::{required, spi_failed, KakuninError, SqlResult};
+use crate::pg::invalidation::{self, Read};
+use crate::pg::{privilege, spi};
 
-/// DER of each trusted anchor, with the epoch tag it is valid for (see `registry::tag_for`).
+/// DER of each trusted anchor, with the epoch tag it is valid for ([`Read::tag`]).
 pub type TaggedAnchors = (u64, Rc<Vec<Vec<u8>>>);
 
 thread_local! {
@@ -21,15 +21,14 @@ thread_local! {
 }
 
 /// The trusted anchors (DER) and the epoch tag they are valid for, read from
-/// the table only after an invalidation. `epoch_before` is
-/// [`invalidation::epoch`] before the caller's `refresh`.
-pub fn anchors(visibility: Visibility, epoch_before: u64) -> TaggedAnchors {
+/// the table only after an invalidation.
+pub fn anchors(read: Read) -> TaggedAnchors {
     let current = invalidation::epoch();
     if let Some(hit) = ANCHORS.with(|a| a.borrow().clone().filter(|(tag, _)| *tag == current)) {
         return hit;
     }
-    let ders: Vec<Vec<u8>> = spi_plans::query(
-        visibility,
+    let ders: Vec<Vec<u8>> = spi::query(
+        read.visibility,
         &ANCHORS_PLAN,
         c"SELECT certificate FROM kakunin.trust_anchors",
         &[],
@@ -39,7 +38,7 @@ pub fn anchors(visibility: Visibility, epoch_before: u64) -> TaggedAnchors {
     .into_iter()
     .flatten()
     .collect();
-    let entry = (registry::tag_for(visibility, epoch_before), Rc::new(ders));
+    let entry = (read.tag(), Rc::new(ders));
     ANCHORS.with(|a| *a.borrow_mut() = Some(entry.clone()));
     entry
 }
@@ -47,35 +46,31 @@ pub fn anchors(visibility: Visibility, epoch_before: u64) -> TaggedAnchors {
 /// `kakunin.add_trust_anchor(pem, name)`: trusts a CA certificate (root or
 /// intermediate). Refuses anything that is not a parseable CA certificate.
 #[pg_extern(schema = "kakunin", volatile, parallel_unsafe)]
-fn add_trust_anchor(pem: Option<&str>, name: Option<&str>) -> pgrx::JsonB {
-    privilege::require_admin("kakunin.add_trust_anchor");
-    let pem = pem.ok_or(KakuninError::NullArgument("pem")).or_raise();
-    let name = name.ok_or(KakuninError::NullArgument("name")).or_raise();
+fn add_trust_anchor(pem: Option<&str>, name: Option<&str>) -> SqlResult<pgrx::JsonB> {
+    privilege::require_admin("kakunin.add_trust_anchor")?;
+    let pem = required(pem, "pem")?;
+    let name = required(name, "name")?;
+    let invalid = KakuninError::InvalidArgument;
     if name.is_empty() || name.len() > 200 {
-        KakuninError::InvalidArgument("trust anchor name must be 1 to 200 bytes".into()).raise();
+        return Err(invalid("trust anchor name must be 1 to 200 bytes".into()).into());
     }
-    let ders = certificate_input::decode(pem)
-        .map_err(|e| KakuninError::InvalidArgument(format!("trust anchor: {e}")))
-        .or_raise();
+    let ders = certificate_input::decode(pem).map_err(|e| invalid(format!("trust anchor: {e}")))?;
     let [der] = ders.as_slice() else {
-        KakuninError::InvalidArgument(format!(
+        return Err(invalid(format!(
             "trust anchor: expected one certificate, got {}",
             ders.len()
         ))
-        .raise();
+        .into());
     };
-    chain::check_anchor(der)
-        .map_err(|e| KakuninError::InvalidArgument(format!("trust anchor is {e}")))
-        .or_raise();
+    chain::check_anchor(der).map_err(|e| invalid(format!("trust anchor is {e}")))?;
     let info = kakunin_core::profile::read_ca_summary(der)
-        .map_err(|e| KakuninError::InvalidArgument(format!("trust anchor is {e}")))
-        .or_raise();
+        .map_err(|e| invalid(format!("trust anchor is {e}")))?;
     let fingerprint = kakunin_core::sha256_hex(der);
     let actor = privilege::current_user_name();
     // No row limit on these writes: with SPI's tcount the executor stops early
     // and the statement trigger that invalidates other backends' caches does not fire.
     let inserted = privilege::as_extension_owner(|| {
-        spi_plans::connect_mut(|client| {
+        spi::connect_mut(|client| {
             client
                 .update(
                     "INSERT INTO kakunin.trust_anchors (name, fingerprint, subject, certificate, not_after, added_by)
@@ -96,10 +91,10 @@ fn add_trust_anchor(pem: Option<&str>, name: Option<&str>) -> pgrx::JsonB {
     })
     .unwrap_or_else(|e| spi_failed("write kakunin.trust_anchors", e));
     if inserted == 0 {
-        KakuninError::InvalidArgument(format!(
+        return Err(invalid(format!(
             "a trust anchor named \"{name}\" or with fingerprint {fingerprint} already exists"
         ))
-        .raise();
+        .into());
     }
     let added = serde_json::json!({
         "name": name,
@@ -107,17 +102,17 @@ fn add_trust_anchor(pem: Option<&str>, name: Option<&str>) -> pgrx::JsonB {
         "subject": info.subject,
         "not_after": info.not_after,
     });
-    crate::audit::admin_act("kakunin.trust_anchor.added", added.clone());
-    pgrx::JsonB(added)
+    crate::audit::append::admin_act("kakunin.trust_anchor.added", added.clone());
+    Ok(pgrx::JsonB(added))
 }
 
 /// `kakunin.remove_trust_anchor(name)`: stops trusting an anchor; true if one was removed.
 #[pg_extern(schema = "kakunin", volatile, parallel_unsafe)]
-fn remove_trust_anchor(name: Option<&str>) -> bool {
-    privilege::require_admin("kakunin.remove_trust_anchor");
-    let name = name.ok_or(KakuninError::NullArgument("name")).or_raise();
+fn remove_trust_anchor(name: Option<&str>) -> SqlResult<bool> {
+    privilege::require_admin("kakunin.remove_trust_anchor")?;
+    let name = required(name, "name")?;
     let removed = privilege::as_extension_owner(|| {
-        spi_plans::connect_mut(|client| {
+        spi::connect_mut(|client| {
             client
                 .update(
                     "DELETE FROM kakunin.trust_anchors WHERE name OPERATOR(pg_catalog.=) $1",
@@ -129,10 +124,10 @@ fn remove_trust_anchor(name: Option<&str>) -> bool {
     })
     .unwrap_or_else(|e| spi_failed("write kakunin.trust_anchors", e));
     if removed > 0 {
-        crate::audit::admin_act(
+        crate::audit::append::admin_act(
             "kakunin.trust_anchor.removed",
             serde_json::json!({"name": name}),
         );
     }
-    removed > 0
+    Ok(removed > 0)
 }

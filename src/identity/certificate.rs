@@ -4,7 +4,7 @@
 //!
 //! A per-backend cache keyed by the SHA-256 of the caller's input keeps the
 //! parsing and the path validation of a repeated certificate. Registry and
-//! anchors are cached per invalidation epoch (see `invalidation`), so a new
+//! anchors are cached per invalidation epoch (see `pg::invalidation`), so a new
 //! anchor set or a status change takes effect at the next bind.
 
 use std::cell::RefCell;
@@ -17,8 +17,10 @@ use kakunin_core::profile::{read_profile, AgentProfile, ProfileError};
 use kakunin_core::{certificate_input, sha256_hex};
 use sha2::{Digest, Sha256};
 
-use crate::spi_plans::Visibility;
-use crate::{invalidation, registry, trust};
+use crate::pg::invalidation::Read;
+use crate::pg::spi::Visibility;
+use crate::pg::time;
+use crate::revocation::{crl, registry, trust};
 
 /// A chain verdict is reused for at most this long, so an intermediate that
 /// expires is noticed within a minute even if the leaf has not expired.
@@ -115,17 +117,15 @@ fn parse(input: &str) -> Result<Rc<RefCell<Parsed>>, Refusal> {
 pub fn check(input: &str, at: i64, visibility: Visibility) -> Result<Checked, Refusal> {
     let parsed = parse(input)?;
     let mut parsed = parsed.borrow_mut();
-    let before = invalidation::epoch();
-    invalidation::refresh();
+    let read = Read::new(visibility);
     let registry_entry = registry::registry_status(
         &parsed.profile.serial,
         &hex::encode(&parsed.profile.issuer_der),
         &parsed.profile.agent_id,
-        visibility,
-        before,
+        read,
     );
-    let (anchors_tag, anchors) = trust::anchors(visibility, before);
-    let now = registry::now_unix();
+    let (anchors_tag, anchors) = trust::anchors(read);
+    let now = time::now_unix();
     let reusable = |(tag, checked_at, _): &(u64, i64, Result<ChainVerdict, ChainError>)| {
         *tag == anchors_tag && at == now && (0..VERDICT_TTL_SECONDS).contains(&(now - checked_at))
     };
@@ -145,7 +145,7 @@ pub fn check(input: &str, at: i64, visibility: Visibility) -> Result<Checked, Re
             verdict
         }
     }?;
-    let stale_crl = crate::crl::stale_status(&parsed.profile.issuer_der, visibility, before, at);
+    let stale_crl = crl::stale_status(&parsed.profile.issuer_der, read, at);
     let status = match verdict {
         ChainVerdict::Expired => match registry_entry {
             Some(s) if s != CertStatus::Active => s,

@@ -11,9 +11,9 @@ use pgrx::pg_sys::errcodes::PgSqlErrorCode;
 use pgrx::prelude::*;
 use serde_json::json;
 
-use crate::error::{spi_failed, KakuninError, OrRaise};
-use crate::registry::{Source, Subject};
-use crate::{privilege, registry, spi_plans};
+use super::registry::{self, Source, Subject};
+use crate::pg::error::{required, spi_failed, KakuninError, SqlResult};
+use crate::pg::{privilege, spi, time};
 
 const MIN_SECRET_BYTES: usize = 16;
 
@@ -38,20 +38,18 @@ fn refuse_with(error: WebhookError) -> ! {
 
 /// `kakunin.set_webhook_secret(secret)`: stores the HMAC secret (admins only).
 #[pg_extern(schema = "kakunin", volatile, parallel_unsafe)]
-fn set_webhook_secret(secret: Option<&str>) {
-    privilege::require_admin("kakunin.set_webhook_secret");
-    let secret = secret
-        .ok_or(KakuninError::NullArgument("secret"))
-        .or_raise();
+fn set_webhook_secret(secret: Option<&str>) -> SqlResult<()> {
+    privilege::require_admin("kakunin.set_webhook_secret")?;
+    let secret = required(secret, "secret")?;
     if secret.len() < MIN_SECRET_BYTES {
-        KakuninError::InvalidArgument(format!(
+        return Err(KakuninError::InvalidArgument(format!(
             "the webhook secret must be at least {MIN_SECRET_BYTES} bytes"
         ))
-        .raise();
+        .into());
     }
     let actor = privilege::current_user_name();
     privilege::as_extension_owner(|| {
-        spi_plans::run(
+        spi::run(
             "INSERT INTO kakunin.webhook_secret (secret, set_by) VALUES ($1, $2)
              ON CONFLICT (singleton) DO UPDATE
              SET secret = excluded.secret, set_at = pg_catalog.now(), set_by = excluded.set_by",
@@ -60,12 +58,13 @@ fn set_webhook_secret(secret: Option<&str>) {
     })
     .unwrap_or_else(|e| spi_failed("store the webhook secret", e));
     // The act, never the secret.
-    crate::audit::admin_act("kakunin.webhook_secret.set", serde_json::json!({}));
+    crate::audit::append::admin_act("kakunin.webhook_secret.set", serde_json::json!({}));
+    Ok(())
 }
 
 fn webhook_secret() -> Option<Vec<u8>> {
     privilege::as_extension_owner(|| {
-        crate::spi_plans::select_one::<Vec<u8>>("SELECT secret FROM kakunin.webhook_secret", &[])
+        spi::select_one::<Vec<u8>>("SELECT secret FROM kakunin.webhook_secret", &[])
     })
     .unwrap_or_else(|e| spi_failed("read the webhook secret", e))
 }
@@ -85,7 +84,7 @@ fn handle_webhook(body: Option<&str>, signature_header: Option<&str>) -> pgrx::J
             "kakunin.set_webhook_secret has not been called; no delivery can be verified",
         );
     };
-    let now = registry::now_unix();
+    let now = time::now_unix();
     let signed_at = webhook::verify(&secret, header, body, now).unwrap_or_else(|e| refuse_with(e));
     let event = webhook::parse_event(body).unwrap_or_else(|e| refuse_with(e));
     let outcome = apply(&event, event.at.unwrap_or(signed_at));
@@ -112,7 +111,7 @@ fn handle_webhook(body: Option<&str>, signature_header: Option<&str>) -> pgrx::J
 /// whose effects are rolled back with the error that follows).
 fn record(event: &Event, signed_at: i64, outcome: &str) -> bool {
     privilege::as_extension_owner(|| {
-        spi_plans::connect_mut(|client| {
+        spi::connect_mut(|client| {
             client.update(
                 "DELETE FROM kakunin.webhook_events
                  WHERE received_at OPERATOR(pg_catalog.<) pg_catalog.now() - interval '10 minutes'",

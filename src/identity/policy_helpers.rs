@@ -1,4 +1,5 @@
-//! The policy helpers RLS policies call. They live in the schema given to
+//! The policy helpers RLS policies call (`kakunin_agent_id()` and friends,
+//! `kakunin_key_id()`, `kakunin.authorize()`). Most live in the schema given to
 //! `CREATE EXTENSION` (default `public`) so an unqualified call finds them, and
 //! are declared in `sql/helpers.sql`: STABLE, PARALLEL SAFE, NULL (or an empty
 //! array) when nothing is bound, so a policy admits nothing.
@@ -7,7 +8,7 @@
 //! return datums built once per binding (in the transaction's memory, which
 //! outlives every use of them because a binding never outlives its
 //! transaction). `kakunin_cert_status()` re-reads the registry once per
-//! statement when an invalidation says it may have changed (see `registry`).
+//! statement when an invalidation says it may have changed (see `status`).
 
 use std::cell::Cell;
 
@@ -16,9 +17,9 @@ use pgrx::pg_sys::{Datum, FunctionCallInfo};
 use pgrx::prelude::*;
 use pgrx::{IntoDatum, PgMemoryContexts};
 
-use crate::binding_setting::{self, current};
-use crate::fmgr::{fmgr_v1, return_null};
-use crate::registry::bound_status;
+use super::binding::{self, current};
+use super::status::bound_status;
+use crate::pg::fmgr::{fmgr_v1, return_null};
 
 #[derive(Clone, Copy)]
 struct BoundDatums {
@@ -48,7 +49,7 @@ fn text(value: &str) -> Datum {
 /// changes whenever the binding does, including when PostgreSQL restores the
 /// setting at the end of the transaction (or savepoint) that made it.
 fn bound() -> Option<BoundDatums> {
-    let binding_epoch = binding_setting::epoch();
+    let binding_epoch = binding::epoch();
     if let Some(cached) = BOUND.get() {
         if cached.binding_epoch == binding_epoch {
             return Some(cached);
@@ -62,9 +63,7 @@ fn bound() -> Option<BoundDatums> {
             binding_epoch,
             agent_id: text(&binding.agent_id),
             tenant_id: binding.tenant_id.as_deref().map(text),
-            serial: Some(binding.serial.as_str())
-                .filter(|s| !s.is_empty())
-                .map(text),
+            serial: binding.serial().map(text),
             instruments: binding
                 .instruments
                 .clone()
@@ -121,7 +120,7 @@ fmgr_v1!(
 #[no_mangle]
 #[pg_guard]
 pub unsafe extern "C-unwind" fn kakunin_agent_id(fcinfo: FunctionCallInfo) -> Datum {
-    let epoch = binding_setting::epoch();
+    let epoch = binding::epoch();
     let (cached_epoch, agent_id) = AGENT_ID.get();
     if cached_epoch == epoch && agent_id != 0 {
         return Datum::from(agent_id);
@@ -199,4 +198,20 @@ pub unsafe extern "C-unwind" fn kakunin_permitted_venues(_fcinfo: FunctionCallIn
 #[pg_extern(stable, parallel_safe)]
 fn kakunin_scope() -> Option<pgrx::JsonB> {
     current().map(|b| pgrx::JsonB(b.scope.clone()))
+}
+
+/// `kakunin_key_id() → uuid`: the bound API key, NULL for a certificate binding.
+#[pg_extern(stable, parallel_safe)]
+fn kakunin_key_id() -> Option<pgrx::Uuid> {
+    let bound = current()?;
+    kakunin_core::api_key::uuid_bytes(bound.key_id()?).map(pgrx::Uuid::from_bytes)
+}
+
+/// `kakunin.authorize(capability) → boolean`: true while the bound API key is
+/// active and has `capability`.
+#[pg_extern(schema = "kakunin", stable, parallel_safe, strict)]
+fn authorize(capability: &str) -> bool {
+    current().is_some_and(|b| {
+        b.capabilities().iter().any(|c| c == capability) && bound_status(&b) == CertStatus::Active
+    })
 }

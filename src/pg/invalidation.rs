@@ -5,7 +5,7 @@
 //! table; at
 //! commit PostgreSQL broadcasts it to every backend. Our relcache callback turns
 //! it into a new backend-local epoch, and every cache of registry or anchor data
-//! is valid for one epoch only. [`refresh`] drains pending invalidations (a
+//! is valid for one epoch only. [`Read::new`] drains pending invalidations (a
 //! flag check when there are none), so the first helper call of each statement
 //! sees changes committed before it — without an SPI round trip per statement
 //! and without `shared_preload_libraries`.
@@ -16,6 +16,8 @@ use std::hash::Hash;
 
 use pgrx::pg_sys;
 use pgrx::prelude::*;
+
+use super::spi::Visibility;
 
 thread_local! {
     static EPOCH: Cell<u64> = const { Cell::new(1) };
@@ -78,7 +80,7 @@ fn resolve_watched() {
 }
 
 /// Processes invalidations other backends have committed since the last call.
-pub fn refresh() {
+fn refresh() {
     // SAFETY: AcceptInvalidationMessages is called by PostgreSQL at every lock
     // acquisition; calling it between rows is equally safe.
     unsafe { pg_sys::AcceptInvalidationMessages() };
@@ -88,6 +90,39 @@ pub fn refresh() {
 /// Caches of registry and anchor data are valid while this does not change.
 pub fn epoch() -> u64 {
     EPOCH.get()
+}
+
+/// One read of the data our caches hold (registry, anchors, CRLs, keys): the
+/// snapshot its lookups see, and the epoch what it reads may be cached under.
+/// [`Read::new`] drains pending invalidations first, so the read sees every
+/// change committed before it.
+#[derive(Clone, Copy, Debug)]
+pub struct Read {
+    pub visibility: Visibility,
+    epoch_before: u64,
+}
+
+impl Read {
+    pub fn new(visibility: Visibility) -> Read {
+        let epoch_before = epoch();
+        refresh();
+        Read {
+            visibility,
+            epoch_before,
+        }
+    }
+
+    /// The epoch a value read now may be cached under. A value read in the
+    /// statement's snapshot is only as fresh as that snapshot, which predates
+    /// the invalidations [`Read::new`] drained: it is tagged with the epoch
+    /// before them, so the next read after them reads again. A `Latest` read
+    /// takes a new snapshot after them.
+    pub fn tag(self) -> u64 {
+        match self.visibility {
+            Visibility::Statement => self.epoch_before,
+            Visibility::Latest | Visibility::Write => epoch(),
+        }
+    }
 }
 
 /// Trigger `kakunin.invalidate_caches()`: queues a relcache invalidation of the
@@ -100,16 +135,16 @@ pub unsafe extern "C-unwind" fn kakunin_invalidate_caches(
     // SAFETY: PostgreSQL passes this call's fcinfo; trigger_data checks it is a
     // trigger call, so tg_relation is the relation the trigger fired on.
     unsafe {
-        let trigger = crate::fmgr::trigger_data(fcinfo, "kakunin.invalidate_caches()");
+        let trigger = super::fmgr::trigger_data(fcinfo, "kakunin.invalidate_caches()");
         pg_sys::CacheInvalidateRelcacheByRelid((*(*trigger).tg_relation).rd_id);
     }
     pg_sys::Datum::from(0)
 }
 
-crate::fmgr::fmgr_v1!(pg_finfo_kakunin_invalidate_caches);
+super::fmgr::fmgr_v1!(pg_finfo_kakunin_invalidate_caches);
 
 /// A per-backend map whose entries are valid for one epoch: each value is
-/// stored with the epoch it was read under (see `registry::tag_for`) and served
+/// stored with the epoch it was read under ([`Read::tag`]) and served
 /// only while that is still the current epoch.
 pub struct EpochCache<K, V> {
     entries: RefCell<HashMap<K, (u64, V)>>,
@@ -136,7 +171,13 @@ impl<K: Eq + Hash, V: Clone> EpochCache<K, V> {
             .map(|(_, value)| value.clone())
     }
 
-    pub fn insert(&self, key: K, tag: u64, value: V) {
+    /// Stores what `read` read (see [`Read::tag`]).
+    pub fn insert(&self, key: K, read: Read, value: V) {
+        self.insert_tagged(key, read.tag(), value);
+    }
+
+    /// Stores a value valid while the epoch is still `tag`.
+    pub fn insert_tagged(&self, key: K, tag: u64, value: V) {
         let mut entries = self.entries.borrow_mut();
         if entries.len() >= self.capacity {
             entries.clear();

@@ -13,45 +13,17 @@
 //! `statement_timeout` (see [`budget`]), and enforced by that loop too.
 
 use std::cell::RefCell;
-use std::ffi::CString;
 use std::time::{Duration, Instant};
 
 use kakunin_core::verify_answer::{self, Answer, MAX_BODY_BYTES};
-use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
 use pgrx::pg_sys;
 
-use crate::invalidation::{self, EpochCache};
+use crate::gucs;
+use crate::pg::invalidation::{self, EpochCache};
 
-static VERIFY_URL: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
-static VERIFY_TIMEOUT_MS: GucSetting<i32> = GucSetting::<i32>::new(2000);
-
-pub fn register() {
-    GucRegistry::define_string_guc(
-        c"kakunin.verify_url",
-        c"Base URL of the CA's verify endpoint; the serial is appended. Empty: no online checks.",
-        c"When set, every certificate bind asks GET <verify_url><serial> (through a cache) and binds the answer's status; any failure binds 'unknown'.",
-        &VERIFY_URL,
-        GucContext::Suset,
-        GucFlags::default(),
-    );
-    GucRegistry::define_int_guc(
-        c"kakunin.verify_timeout_ms",
-        c"Timeout of one request to the verify endpoint, in milliseconds.",
-        c"Never longer than what remains of statement_timeout.",
-        &VERIFY_TIMEOUT_MS,
-        1,
-        600_000,
-        GucContext::Suset,
-        GucFlags::UNIT_MS,
-    );
-}
-
-/// The endpoint base URL, if online checks are on.
+/// The endpoint base URL, if online checks are on (`kakunin.verify_url`).
 pub fn url() -> Option<String> {
-    VERIFY_URL
-        .get()
-        .and_then(|u| u.into_string().ok())
-        .filter(|u| !u.trim().is_empty())
+    gucs::verify_url()
 }
 
 struct Client {
@@ -83,7 +55,7 @@ pub fn status(serial: &str) -> Answer {
     let answer = fetch(&format!("{base}{serial}"), serial);
     if let Some(ttl) = answer.ttl_seconds() {
         let until = now + Duration::from_secs(ttl);
-        CACHE.with(|c| c.insert(serial.to_string(), epoch, (until, answer.clone())));
+        CACHE.with(|c| c.insert_tagged(serial.to_string(), epoch, (until, answer.clone())));
     }
     answer
 }
@@ -108,7 +80,7 @@ const MIN_REQUEST: Duration = Duration::from_millis(20);
 /// answers `unknown` instead of being cancelled (issue 15). None when less
 /// than [`MIN_REQUEST`] would be left.
 fn budget() -> Option<Duration> {
-    let configured = i64::from(VERIFY_TIMEOUT_MS.get());
+    let configured = gucs::verify_timeout().as_millis() as i64;
     // SAFETY: StatementTimeout is a plain setting variable; the timestamps are
     // read from the backend's own state.
     let remaining = unsafe {

@@ -1,49 +1,57 @@
-//! `kakunin.bind_agent`, the procedure `kakunin.bind_agent_session`,
-//! and `kakunin.validate_certificate`.
+//! Binding an agent certificate: `kakunin.bind_agent`, the procedure
+//! `kakunin.bind_agent_session`, `kakunin.bind_agent_serial` (a gateway's
+//! forwarded serial) and `kakunin.validate_certificate`.
 
 use std::rc::Rc;
 
-use kakunin_core::binding::{worst, Binding, CertStatus};
+use kakunin_core::binding::{worst, Binding, CertStatus, Credential};
 use kakunin_core::{proof, rfc3339};
 use pgrx::prelude::*;
 use serde_json::json;
 
-use crate::certificate::{self, Checked};
-use crate::error::{spi_failed, KakuninError, OrRaise};
-use crate::spi_plans::{self, Visibility};
-use crate::{binding_setting, privilege, registry, verify_endpoint};
+use super::binding::store;
+use super::certificate::{self, Checked};
+use crate::pg::error::{spi_failed, KakuninError, Result, SqlResult};
+use crate::pg::invalidation::Read;
+use crate::pg::spi::{self, Visibility};
+use crate::pg::{privilege, time};
+use crate::revocation::{registry, verify_endpoint};
 
-pub fn identity(message: impl Into<String>) -> KakuninError {
-    KakuninError::Identity(message.into())
+fn identity(message: impl Into<String>) -> KakuninError {
+    KakuninError::identity(message)
 }
 
 /// `CALL kakunin.bind_agent_session(certificate, proof)`: binds and returns
 /// nothing. Declared as a C procedure in `sql/finalize.sql` (pgrx generates
 /// functions only), so a CALL runs no SQL body and builds no result.
 #[pg_extern(sql = false)]
-fn bind_agent_session(certificate: Option<&str>, proof: Option<&str>) {
-    bind(certificate, proof);
+fn bind_agent_session(certificate: Option<&str>, proof: Option<&str>) -> SqlResult<()> {
+    bind(certificate, proof)?;
+    Ok(())
 }
 
 /// Binds the agent identity of `certificate` for the rest of the transaction.
 /// Returns what was bound. Members of `kakunin_gateway` may omit `proof`;
 /// everyone else must prove possession of the certificate's key.
 #[pg_extern(schema = "kakunin", volatile, parallel_unsafe)]
-fn bind_agent(certificate: Option<&str>, proof: default!(Option<&str>, "NULL")) -> pgrx::JsonB {
-    let (binding, status) = bind(certificate, proof);
-    pgrx::JsonB(json!({
+fn bind_agent(
+    certificate: Option<&str>,
+    proof: default!(Option<&str>, "NULL"),
+) -> SqlResult<pgrx::JsonB> {
+    let (binding, status) = bind(certificate, proof)?;
+    Ok(pgrx::JsonB(json!({
         "agent_id": binding.agent_id,
         "tenant_id": binding.tenant_id,
-        "serial": binding.serial,
+        "serial": binding.serial(),
         "status": status.as_str(),
         "scope": binding.scope,
-        "not_after": rfc3339(binding.not_after),
-        "method": binding.method,
-    }))
+        "not_after": binding.expires_at().map(rfc3339),
+        "method": binding.method(),
+    })))
 }
 
 /// Validates, checks the caller's right to bind, and stores the binding.
-fn bind(certificate: Option<&str>, proof: Option<&str>) -> (Rc<Binding>, CertStatus) {
+fn bind(certificate: Option<&str>, proof: Option<&str>) -> Result<(Rc<Binding>, CertStatus)> {
     bind_with(certificate, proof, privilege::caller_is_gateway())
 }
 
@@ -54,26 +62,20 @@ pub fn bind_with(
     certificate: Option<&str>,
     proof: Option<&str>,
     gateway: bool,
-) -> (Rc<Binding>, CertStatus) {
-    let certificate = certificate
-        .ok_or_else(|| identity("certificate must not be NULL"))
-        .or_raise();
-    let now = registry::now_unix();
+) -> Result<(Rc<Binding>, CertStatus)> {
+    let certificate = certificate.ok_or_else(|| identity("certificate must not be NULL"))?;
+    let now = time::now_unix();
     let checked = certificate::check(certificate, now, Visibility::Latest)
-        .map_err(|refusal| identity(refusal.message))
-        .or_raise();
-    let method = if gateway && proof.is_none() {
-        "gateway"
-    } else {
-        let jws = proof
-            .ok_or_else(|| {
-                identity(
-                    "proof of possession required: only members of kakunin_gateway may bind with a certificate alone",
-                )
-            })
-            .or_raise();
-        check_proof(jws, &checked, now);
-        "proof"
+        .map_err(|refusal| identity(refusal.message))?;
+    let proven = match proof {
+        None if gateway => false,
+        None => return Err(identity(
+            "proof of possession required: only members of kakunin_gateway may bind with a certificate alone",
+        )),
+        Some(jws) => {
+            check_proof(jws, &checked, now)?;
+            true
+        }
     };
 
     // With kakunin.verify_url set, the CA's online answer counts too (cached);
@@ -84,64 +86,36 @@ pub fn bind_with(
     let binding = Binding {
         agent_id: profile.agent_id.clone(),
         tenant_id: profile.tenant_id.clone(),
-        serial: profile.serial.clone(),
-        not_after: profile.not_after,
         instruments: profile.scope.instruments.clone(),
         venues: profile.scope.venues.clone(),
         scope: profile.scope.to_json(),
-        fingerprint: checked.fingerprint.clone(),
-        method: method.to_string(),
-        key_id: None,
-        capabilities: Vec::new(),
-        issuer: hex::encode(&profile.issuer_der),
-        bound_status: online
-            .filter(|s| *s != CertStatus::Active)
-            .map(|s| s.as_str().to_string()),
+        credential: Credential::Certificate {
+            serial: profile.serial.clone(),
+            issuer: hex::encode(&profile.issuer_der),
+            fingerprint: checked.fingerprint.clone(),
+            not_after: profile.not_after,
+            proven,
+        },
+        fixed_status: online.filter(|s| *s != CertStatus::Active),
     };
     let status = online.map_or(checked.status, |o| worst(checked.status, o));
-    (store(binding, privilege::caller_is_gateway()), status)
-}
-
-/// Stores a validated binding for the rest of the transaction. A caller that
-/// is not a gateway may not swap to a different identity mid-transaction.
-pub fn store(binding: Binding, gateway: bool) -> Rc<Binding> {
-    if let Some(current) = binding_setting::current() {
-        if current.agent_id != binding.agent_id && !gateway {
-            identity(format!(
-                "agent \"{}\" is already bound in this transaction; only kakunin_gateway members may bind a different agent",
-                current.agent_id
-            ))
-            .raise();
-        }
-    }
-    let binding = binding_setting::set_local(binding);
-    // SAFETY: IsTransactionBlock only reads the transaction state.
-    if !unsafe { pgrx::pg_sys::IsTransactionBlock() } {
-        ereport!(
-            WARNING,
-            PgSqlErrorCode::ERRCODE_NO_ACTIVE_SQL_TRANSACTION,
-            "a binding made outside a transaction block lasts for this statement only",
-            "Bind after BEGIN, like SET LOCAL, so that later statements see the binding."
-        );
-    }
-    binding
+    Ok((store(binding, privilege::caller_is_gateway())?, status))
 }
 
 /// Verifies the proof and records its `jti` so it cannot be used again while
 /// it is fresh.
-fn check_proof(jws: &str, checked: &Checked, now: i64) {
+fn check_proof(jws: &str, checked: &Checked, now: i64) -> Result<()> {
     let claims = proof::verify(
         jws,
         &checked.profile.spki_der,
         &privilege::database_name(),
         now,
     )
-    .map_err(|e| identity(e.to_string()))
-    .or_raise();
+    .map_err(|e| identity(e.to_string()))?;
     // A jti must stay recorded for as long as its iat keeps the proof fresh.
     let expires = claims.iat + proof::MAX_AGE_SECONDS + proof::MAX_FUTURE_SKEW_SECONDS;
     let fresh = privilege::as_extension_owner(|| {
-        spi_plans::connect_mut(|client| {
+        spi::connect_mut(|client| {
             // SKIP LOCKED: rows another bind is pruning are left to it, so an
             // open transaction that pruned them makes no one wait.
             client.update(
@@ -168,12 +142,12 @@ fn check_proof(jws: &str, checked: &Checked, now: i64) {
     })
     .unwrap_or_else(|e| spi_failed("record the proof's jti", e));
     if !fresh {
-        identity(format!(
+        return Err(identity(format!(
             "proof of possession refused: jti \"{}\" was already used (replay)",
             claims.jti
-        ))
-        .raise();
+        )));
     }
+    Ok(())
 }
 
 /// Validates a certificate without binding it, with the same engine bind uses.
@@ -182,7 +156,7 @@ fn validate_certificate(
     certificate: &str,
     at: default!(pgrx::datum::TimestampWithTimeZone, "pg_catalog.now()"),
 ) -> pgrx::JsonB {
-    let at_unix = registry::pg_timestamp_to_unix(at.into_inner());
+    let at_unix = time::unix_seconds(at.into_inner());
     let result = match certificate::check(certificate, at_unix, Visibility::Statement) {
         Ok(checked) => {
             let p = &checked.profile;
@@ -221,64 +195,52 @@ fn validate_certificate(
 /// cache) supplies agent id, status and scope. If it cannot answer, nothing is
 /// bound and the call fails.
 #[pg_extern(schema = "kakunin", volatile, parallel_unsafe)]
-fn bind_agent_serial(serial: Option<&str>) -> pgrx::JsonB {
+fn bind_agent_serial(serial: Option<&str>) -> SqlResult<pgrx::JsonB> {
     if !privilege::caller_is_gateway() {
-        identity("only members of kakunin_gateway may bind by serial").raise();
+        return Err(identity("only members of kakunin_gateway may bind by serial").into());
     }
-    let serial = serial
-        .ok_or_else(|| identity("serial must not be NULL"))
-        .or_raise();
-    let serial = kakunin_core::serial::normalize(serial)
-        .map_err(|e| identity(e.to_string()))
-        .or_raise();
+    let serial = serial.ok_or_else(|| identity("serial must not be NULL"))?;
+    let serial = kakunin_core::serial::normalize(serial).map_err(|e| identity(e.to_string()))?;
     if verify_endpoint::url().is_none() {
-        identity("binding by serial needs the verify endpoint: kakunin.verify_url is not set")
-            .raise();
+        return Err(identity(
+            "binding by serial needs the verify endpoint: kakunin.verify_url is not set",
+        )
+        .into());
     }
     let answer = verify_endpoint::status(&serial);
     if let Some(why) = &answer.failure {
-        identity(format!(
+        return Err(identity(format!(
             "the verify endpoint could not confirm serial {serial}: {why}"
         ))
-        .raise();
+        .into());
     }
-    let agent_id = answer
-        .agent_id
-        .clone()
-        .ok_or_else(|| {
-            identity(format!(
-                "the verify endpoint named no agent for serial {serial}"
-            ))
-        })
-        .or_raise();
+    let agent_id = answer.agent_id.clone().ok_or_else(|| {
+        identity(format!(
+            "the verify endpoint named no agent for serial {serial}"
+        ))
+    })?;
     let scope = answer.scope.clone().unwrap_or_default();
-    let before = crate::invalidation::epoch();
-    crate::invalidation::refresh();
     // The endpoint names no issuer: issuer-less rows and the agent's apply.
-    let local = registry::registry_status(&serial, "", &agent_id, Visibility::Latest, before);
+    let local = registry::registry_status(&serial, "", &agent_id, Read::new(Visibility::Latest));
     let status = local.map_or(answer.status, |l| worst(l, answer.status));
     let binding = Binding {
         agent_id,
         tenant_id: answer.tenant_id.clone(),
-        serial: serial.clone(),
-        not_after: i64::MAX,
         instruments: scope.instruments.clone(),
         venues: scope.venues.clone(),
         scope: scope.to_json(),
-        fingerprint: String::new(),
-        method: "serial".into(),
-        key_id: None,
-        capabilities: Vec::new(),
-        issuer: String::new(),
-        bound_status: Some(answer.status.as_str().to_string()).filter(|s| s != "active"),
+        credential: Credential::Serial {
+            serial: serial.clone(),
+        },
+        fixed_status: Some(answer.status).filter(|s| *s != CertStatus::Active),
     };
-    let bound = store(binding, true);
-    pgrx::JsonB(json!({
+    let bound = store(binding, true)?;
+    Ok(pgrx::JsonB(json!({
         "agent_id": bound.agent_id,
         "tenant_id": bound.tenant_id,
-        "serial": bound.serial,
+        "serial": bound.serial(),
         "status": status.as_str(),
         "scope": bound.scope,
         "method": "serial",
-    }))
+    })))
 }

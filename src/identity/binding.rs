@@ -1,5 +1,5 @@
 //! Where a binding lives: the setting `kakunin.binding`, set with the effect of
-//! `SET LOCAL` by a successful bind and by nothing else.
+//! `SET LOCAL` by a successful bind ([`store`]) and by nothing else.
 //!
 //! Why a setting: PostgreSQL copies settings into parallel workers, and it
 //! restores `SET LOCAL` values itself at COMMIT, ROLLBACK and ROLLBACK TO
@@ -26,6 +26,8 @@ use kakunin_core::binding::Binding;
 use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
+
+use crate::pg::error::{KakuninError, Result};
 
 pub const SETTING_NAME: &CStr = c"kakunin.binding";
 
@@ -127,9 +129,34 @@ pub fn epoch() -> u64 {
     EPOCH.get()
 }
 
+/// Stores a validated binding for the rest of the transaction. A caller that
+/// is not a gateway (`gateway`, decided from the current role) may not swap to
+/// a different identity mid-transaction.
+pub fn store(binding: Binding, gateway: bool) -> Result<Rc<Binding>> {
+    if let Some(current) = current() {
+        if current.agent_id != binding.agent_id && !gateway {
+            return Err(KakuninError::identity(format!(
+                "agent \"{}\" is already bound in this transaction; only kakunin_gateway members may bind a different agent",
+                current.agent_id
+            )));
+        }
+    }
+    let binding = set_local(binding)?;
+    // SAFETY: IsTransactionBlock only reads the transaction state.
+    if !unsafe { pg_sys::IsTransactionBlock() } {
+        ereport!(
+            WARNING,
+            PgSqlErrorCode::ERRCODE_NO_ACTIVE_SQL_TRANSACTION,
+            "a binding made outside a transaction block lasts for this statement only",
+            "Bind after BEGIN, like SET LOCAL, so that later statements see the binding."
+        );
+    }
+    Ok(binding)
+}
+
 /// Stores `binding` with the effect of `SET LOCAL`: restored by PostgreSQL at the
 /// end of the transaction, or of the savepoint, it was made in.
-pub fn set_local(binding: Binding) -> Rc<Binding> {
+fn set_local(binding: Binding) -> Result<Rc<Binding>> {
     thread_local! { static NONCE: Cell<u64> = const { Cell::new(0) }; }
     NONCE.set(NONCE.get() + 1);
     // SAFETY: MyProcPid is set once at backend start and only read here.
@@ -143,10 +170,9 @@ pub fn set_local(binding: Binding) -> Rc<Binding> {
         .as_ref()
         != Some(&binding)
     {
-        crate::error::KakuninError::InvalidArgument(
+        return Err(KakuninError::InvalidArgument(
             "the identity cannot be bound: its scope or claims do not survive being copied into every process that evaluates a policy (for example a number JSON cannot carry exactly)".into(),
-        )
-        .raise();
+        ));
     }
     // JSON escapes control characters, so the encoding never holds a NUL.
     let value = CString::new(encoded).unwrap_or_default();
@@ -178,5 +204,5 @@ pub fn set_local(binding: Binding) -> Rc<Binding> {
             false,
         );
     }
-    binding
+    Ok(binding)
 }

@@ -1,15 +1,17 @@
-//! The local certificate-status registry (`kakunin.certificate_status`) and the
-//! status caches (per invalidation epoch, per statement).
+//! The local status registry: `kakunin.certificate_status` and
+//! `kakunin.agent_status`, their one writer ([`state`], [`apply_crl`]) and the
+//! rule every statement is applied under ([`SUPERSEDES`]), the cached read
+//! ([`registry_status`]) and the administrator's functions.
 
 use std::cell::Cell;
 
-use kakunin_core::binding::{effective_status, worst, Binding, CertStatus};
+use kakunin_core::binding::{worst, CertStatus};
 use pgrx::prelude::*;
 
-use crate::error::{spi_failed, KakuninError, OrRaise};
-use crate::invalidation::{self, EpochCache};
-use crate::privilege;
-use crate::spi_plans::{self, Visibility};
+use crate::pg::error::{required, spi_failed, KakuninError, Result, SqlResult};
+use crate::pg::invalidation::{EpochCache, Read};
+use crate::pg::spi;
+use crate::pg::{privilege, time};
 
 thread_local! {
     static STATUS_PLAN: Cell<pgrx::pg_sys::SPIPlanPtr> = const { Cell::new(std::ptr::null_mut()) };
@@ -17,29 +19,16 @@ thread_local! {
     static STATUS_CACHE: EpochCache<String, Option<CertStatus>> = EpochCache::new(4096);
 }
 
-/// The epoch a value read now may be cached under. A value read in the
-/// statement's snapshot is only as fresh as that snapshot, which predates the
-/// invalidations this statement's `refresh` drained (`epoch_before`); a
-/// `Latest` read takes a new snapshot after them.
-pub fn tag_for(visibility: Visibility, epoch_before: u64) -> u64 {
-    match visibility {
-        Visibility::Statement => epoch_before,
-        Visibility::Latest | Visibility::Write => invalidation::epoch(),
-    }
-}
-
 /// The registry's status for the certificate (`serial` under `issuer`, the hex
 /// of its issuer's Name: rows for that issuer and issuer-less rows) and its
 /// agent: the most severe of all their rows, None when there is none (so
 /// active), served from a
 /// per-backend cache while no invalidation of the registry has arrived.
-/// `epoch_before` is [`invalidation::epoch`] before the caller's `refresh`.
 pub fn registry_status(
     serial: &str,
     issuer: &str,
     agent_id: &str,
-    visibility: Visibility,
-    epoch_before: u64,
+    read: Read,
 ) -> Option<CertStatus> {
     let cache_key = format!("{serial}\0{issuer}\0{agent_id}");
     if let Some(status) = STATUS_CACHE.with(|c| c.get(&cache_key)) {
@@ -47,8 +36,8 @@ pub fn registry_status(
     }
     let datum = |s: &str| s.into_datum().unwrap_or(pgrx::pg_sys::Datum::from(0));
     let args = [datum(serial), datum(agent_id), datum(issuer)];
-    let status = spi_plans::query(
-        visibility,
+    let status = spi::query(
+        read.visibility,
         &STATUS_PLAN,
         c"SELECT status FROM kakunin.certificate_status
           WHERE serial OPERATOR(pg_catalog.=) $1 AND issuer OPERATOR(pg_catalog.=) ANY (ARRAY['', $3])
@@ -68,103 +57,26 @@ pub fn registry_status(
     // CHECK constraint) fails closed as revoked.
     .map(|s| CertStatus::parse(&s).unwrap_or(CertStatus::Revoked))
     .reduce(worst);
-    STATUS_CACHE.with(|c| c.insert(cache_key, tag_for(visibility, epoch_before), status));
-    status
-}
-
-pub fn now_unix() -> i64 {
-    now_unix_micros().div_euclid(1_000_000)
-}
-
-/// PostgreSQL timestamps count microseconds from 2000-01-01.
-pub fn pg_timestamp_to_unix(ts: pgrx::pg_sys::TimestampTz) -> i64 {
-    pg_timestamp_to_unix_micros(ts).div_euclid(1_000_000)
-}
-
-/// Microseconds since the Unix epoch: the precision of a `timestamptz`.
-pub fn pg_timestamp_to_unix_micros(ts: pgrx::pg_sys::TimestampTz) -> i64 {
-    ts.saturating_add(946_684_800_000_000)
-}
-
-pub fn now_unix_micros() -> i64 {
-    // SAFETY: GetCurrentTimestamp only reads the clock.
-    pg_timestamp_to_unix_micros(unsafe { pgrx::pg_sys::GetCurrentTimestamp() })
-}
-
-thread_local! {
-    static STATEMENT_STATUS: Cell<Option<(u64, i64, CertStatus)>> = const { Cell::new(None) };
-}
-
-/// Live status of the bound certificate (or API key) for the current statement. The first
-/// call of each statement drains pending invalidations, so a status change
-/// committed before the statement began is seen; the registry itself is read
-/// only when an invalidation says it may have changed.
-pub fn bound_status(binding: &Binding) -> CertStatus {
-    // SAFETY: reads the statement start time of the current (or leader's) statement.
-    let statement = unsafe { pgrx::pg_sys::GetCurrentStatementStartTimestamp() };
-    let binding_epoch = crate::binding_setting::epoch();
-    if let Some((e, s, status)) = STATEMENT_STATUS.get() {
-        if e == binding_epoch && s == statement {
-            return status;
-        }
-    }
-    let before = invalidation::epoch();
-    invalidation::refresh();
-    let now = pg_timestamp_to_unix(statement);
-    let status = match &binding.key_id {
-        Some(key_id) => crate::api_keys::key_status(
-            key_id,
-            Visibility::Statement,
-            before,
-            pg_timestamp_to_unix_micros(statement),
-        ),
-        None => {
-            let status = effective_status(
-                registry_status(
-                    &binding.serial,
-                    &binding.issuer,
-                    &binding.agent_id,
-                    Visibility::Statement,
-                    before,
-                ),
-                binding.not_after,
-                now,
-            );
-            // A stale CRL for the issuer makes the status unknown, as at bind.
-            let issuer = hex::decode(&binding.issuer).unwrap_or_default();
-            crate::crl::stale_status(&issuer, Visibility::Statement, before, now)
-                .map_or(status, |stale| worst(status, stale))
-        }
-    };
-    // A verdict fixed at bind (the verify endpoint's) is never softened.
-    let status = binding
-        .bound_status
-        .as_deref()
-        .and_then(CertStatus::parse)
-        .map_or(status, |fixed| worst(status, fixed));
-    STATEMENT_STATUS.set(Some((binding_epoch, statement, status)));
+    STATUS_CACHE.with(|c| c.insert(cache_key, read, status));
     status
 }
 
 /// The status an administrator may set: active (clears), suspended, retired, revoked.
-fn settable_status(status: Option<&str>) -> CertStatus {
-    let status = status
-        .ok_or(KakuninError::NullArgument("status"))
-        .or_raise();
+fn settable_status(status: Option<&str>) -> Result<CertStatus> {
+    let status = required(status, "status")?;
     match CertStatus::parse(status) {
         Some(CertStatus::Expired | CertStatus::Unknown) | None => {
-            KakuninError::InvalidArgument(format!(
+            Err(KakuninError::InvalidArgument(format!(
                 "status must be one of active, suspended, retired, revoked (got \"{}\")",
                 status.chars().take(40).collect::<String>()
-            ))
-            .raise()
+            )))
         }
-        Some(s) => s,
+        Some(s) => Ok(s),
     }
 }
 
 /// Who made a statement about a status through [`state`] (CRLs are applied
-/// in bulk by `crl::load_crl`, under the same rule).
+/// in bulk by [`apply_crl`], under the same rule).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Source {
     Admin,
@@ -239,7 +151,7 @@ pub fn state(
     );
     // No row back: the stored statement stands.
     privilege::as_extension_owner(|| {
-        spi_plans::connect_mut(|client| client.update(&sql, None, &args).map(|t| !t.is_empty()))
+        spi::connect_mut(|client| client.update(&sql, None, &args).map(|t| !t.is_empty()))
     })
     .unwrap_or_else(|e| spi_failed(&format!("write kakunin.{table}"), e))
 }
@@ -251,24 +163,27 @@ fn set_certificate_status(
     serial: Option<&str>,
     status: Option<&str>,
     reason: default!(Option<&str>, "NULL"),
-) -> pgrx::JsonB {
-    privilege::require_admin("kakunin.set_certificate_status");
-    let serial = serial
-        .ok_or(KakuninError::NullArgument("serial"))
-        .or_raise();
-    let serial = kakunin_core::serial::normalize(serial)
-        .map_err(|e| KakuninError::InvalidArgument(e.to_string()))
-        .or_raise();
-    let status = settable_status(status);
+) -> SqlResult<pgrx::JsonB> {
+    privilege::require_admin("kakunin.set_certificate_status")?;
+    let serial = kakunin_core::serial::normalize(required(serial, "serial")?)
+        .map_err(|e| KakuninError::InvalidArgument(e.to_string()))?;
+    let status = settable_status(status)?;
     let actor = privilege::current_user_name();
     let subject = Subject::Certificate {
         serial: &serial,
         issuer: "",
     };
-    state(subject, Source::Admin, status, now_unix(), reason, &actor);
+    state(
+        subject,
+        Source::Admin,
+        status,
+        time::now_unix(),
+        reason,
+        &actor,
+    );
     let set = serde_json::json!({"serial": serial, "status": status.as_str(), "reason": reason});
-    crate::audit::admin_act("kakunin.certificate_status.set", set.clone());
-    pgrx::JsonB(set)
+    crate::audit::append::admin_act("kakunin.certificate_status.set", set.clone());
+    Ok(pgrx::JsonB(set))
 }
 
 /// `kakunin.set_agent_status(agent_id, status, reason)`: the same for every
@@ -278,23 +193,86 @@ fn set_agent_status(
     agent_id: Option<&str>,
     status: Option<&str>,
     reason: default!(Option<&str>, "NULL"),
-) -> pgrx::JsonB {
-    privilege::require_admin("kakunin.set_agent_status");
-    let agent_id = agent_id
-        .ok_or(KakuninError::NullArgument("agent_id"))
-        .or_raise();
-    let status = settable_status(status);
+) -> SqlResult<pgrx::JsonB> {
+    privilege::require_admin("kakunin.set_agent_status")?;
+    let agent_id = required(agent_id, "agent_id")?;
+    let status = settable_status(status)?;
     let actor = privilege::current_user_name();
     state(
         Subject::Agent(agent_id),
         Source::Admin,
         status,
-        now_unix(),
+        time::now_unix(),
         reason,
         &actor,
     );
     let set =
         serde_json::json!({"agent_id": agent_id, "status": status.as_str(), "reason": reason});
-    crate::audit::admin_act("kakunin.agent_status.set", set.clone());
-    pgrx::JsonB(set)
+    crate::audit::append::admin_act("kakunin.agent_status.set", set.clone());
+    Ok(pgrx::JsonB(set))
+}
+
+/// One entry of a CRL as the registry records it.
+pub struct CrlEntry {
+    pub serial: String,
+    /// `revoked`, or `suspended` for certificateHold (RFC 5280 §5.3.1), the
+    /// one reason a CA may lift.
+    pub status: CertStatus,
+    pub reason: String,
+}
+
+/// Records a CRL of `issuer` (hex of its Name) as the `crl` source's
+/// statements, made at its thisUpdate (`this_update`, unix seconds), under
+/// [`SUPERSEDES`]: a CRL speaks for its issuer only, and a hold it no longer
+/// lists is lifted. Returns how many entries changed a stored status.
+pub fn apply_crl(issuer: &str, this_update: i64, entries: &[CrlEntry]) -> usize {
+    let serials: Vec<&str> = entries.iter().map(|e| e.serial.as_str()).collect();
+    let reasons: Vec<&str> = entries.iter().map(|e| e.reason.as_str()).collect();
+    let statuses: Vec<&str> = entries.iter().map(|e| e.status.as_str()).collect();
+    privilege::as_extension_owner(|| {
+        spi::connect_mut(|client| {
+            client.update(
+                &format!(
+                    "UPDATE kakunin.certificate_status AS c
+                     SET status = 'active', reason = 'crl: hold lifted', stated_at = excluded.stated_at,
+                         changed_at = pg_catalog.now(), changed_by = 'crl'
+                     FROM (SELECT pg_catalog.to_timestamp($3) AS stated_at) AS excluded
+                     WHERE c.source OPERATOR(pg_catalog.=) 'crl' AND c.issuer OPERATOR(pg_catalog.=) $2
+                       AND c.status OPERATOR(pg_catalog.=) 'suspended'
+                       AND c.serial OPERATOR(pg_catalog.<>) ALL ($1::text[]) AND {SUPERSEDES}"
+                ),
+                None,
+                &[
+                    serials.clone().into(),
+                    issuer.into(),
+                    (this_update as f64).into(),
+                ],
+            )?;
+            client
+                .update(
+                    &format!(
+                        "INSERT INTO kakunin.certificate_status AS c
+                             (serial, issuer, source, status, reason, stated_at, changed_at, changed_by)
+                         SELECT s, $3, 'crl', st, r, pg_catalog.to_timestamp($4), pg_catalog.now(), 'crl'
+                         FROM ROWS FROM (pg_catalog.unnest($1::text[]), pg_catalog.unnest($2::text[]),
+                                         pg_catalog.unnest($5::text[])) AS u(s, r, st)
+                         ON CONFLICT (serial, issuer, source) DO UPDATE
+                         SET status = excluded.status, reason = excluded.reason, stated_at = excluded.stated_at,
+                             changed_at = excluded.changed_at, changed_by = excluded.changed_by
+                         WHERE {SUPERSEDES} AND c.status OPERATOR(pg_catalog.<>) excluded.status
+                         RETURNING serial"
+                    ),
+                    None,
+                    &[
+                        serials.into(),
+                        reasons.into(),
+                        issuer.into(),
+                        (this_update as f64).into(),
+                        statuses.into(),
+                    ],
+                )
+                .map(|t| t.len())
+        })
+    })
+    .unwrap_or_else(|e| spi_failed("apply the CRL to the registry", e))
 }

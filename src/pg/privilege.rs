@@ -6,7 +6,8 @@ use std::ffi::CStr;
 
 use pgrx::pg_sys;
 
-use crate::error::spi_failed;
+use super::error::{spi_failed, KakuninError, Result};
+use super::spi;
 
 pub const GATEWAY_ROLE: &CStr = c"kakunin_gateway";
 
@@ -63,7 +64,7 @@ fn extension_owner() -> pg_sys::Oid {
     if let Some(owner) = OWNER.get() {
         return owner;
     }
-    let owner = crate::spi_plans::select_one::<pg_sys::Oid>(
+    let owner = spi::select_one::<pg_sys::Oid>(
         "SELECT nspowner FROM pg_catalog.pg_namespace WHERE nspname OPERATOR(pg_catalog.=) 'kakunin'",
         &[],
     )
@@ -76,7 +77,7 @@ fn extension_owner() -> pg_sys::Oid {
 /// Runs `f` as the owner of schema `kakunin`, the way PostgreSQL runs foreign
 /// key checks as the table owner: the caller needs no privilege on our
 /// bookkeeping tables, and cannot use it to write them directly. `f` runs
-/// under the pinned `search_path` (see `spi_plans`), so nothing the caller
+/// under the pinned `search_path` (see `pg::spi`), so nothing the caller
 /// created can run with the owner's rights. An error inside `f` aborts the
 /// (sub)transaction, which restores the user and the setting itself.
 pub fn as_extension_owner<R>(f: impl FnOnce() -> R) -> R {
@@ -100,7 +101,7 @@ pub fn as_extension_owner<R>(f: impl FnOnce() -> R) -> R {
         }
     }
     let _restore = Restore(saved_user, saved_context);
-    crate::spi_plans::pinned(f)
+    spi::pinned(f)
 }
 
 /// Name of the current user (before any switch to the owner), for `changed_by`.
@@ -120,14 +121,13 @@ pub const ADMIN_ROLE: &CStr = c"kakunin_admin";
 
 /// EXECUTE on the admin functions is granted to `kakunin_admin` only; this check
 /// keeps that true even if someone later grants EXECUTE more widely.
-pub fn require_admin(function: &str) {
-    let allowed = is_admin();
-    if !allowed {
-        crate::error::KakuninError::Privilege(format!(
+pub fn require_admin(function: &str) -> Result<()> {
+    if !is_admin() {
+        return Err(KakuninError::Privilege(format!(
             "permission denied for {function}: only members of kakunin_admin may call it"
-        ))
-        .raise();
+        )));
     }
+    Ok(())
 }
 
 /// Members of `kakunin_admin` (and the extension owner, and superusers).

@@ -1,0 +1,111 @@
+//! Every setting the extension defines, behind typed getters: the statics stay
+//! private, so no module can read a raw value or write one.
+//!
+//! All are `PGC_SUSET` or stricter: a role that could change them could point
+//! binds at its own verify endpoint or stall the audit log. The one exception
+//! to "every setting here" is `kakunin.binding`, which is not a tunable but the
+//! binding's own storage, with hooks that only `identity::binding` may drive
+//! (see there).
+
+use std::ffi::CString;
+use std::time::Duration;
+
+use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
+use pgrx::pg_sys;
+
+static VERIFY_URL: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+static VERIFY_TIMEOUT_MS: GucSetting<i32> = GucSetting::<i32>::new(2000);
+static CHECKPOINT_INTERVAL_S: GucSetting<i32> = GucSetting::<i32>::new(300);
+static WORKER_DATABASE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+static WORKER_NAPTIME_MS: GucSetting<i32> = GucSetting::<i32>::new(1_000);
+
+/// Defines the settings; called once from `_PG_init`.
+pub fn init() {
+    GucRegistry::define_string_guc(
+        c"kakunin.verify_url",
+        c"Base URL of the CA's verify endpoint; the serial is appended. Empty: no online checks.",
+        c"When set, every certificate bind asks GET <verify_url><serial> (through a cache) and binds the answer's status; any failure binds 'unknown'.",
+        &VERIFY_URL,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"kakunin.verify_timeout_ms",
+        c"Timeout of one request to the verify endpoint, in milliseconds.",
+        c"Never longer than what remains of statement_timeout.",
+        &VERIFY_TIMEOUT_MS,
+        1,
+        600_000,
+        GucContext::Suset,
+        GucFlags::UNIT_MS,
+    );
+    GucRegistry::define_int_guc(
+        c"kakunin.audit_checkpoint_interval",
+        c"Longest time between automatic audit checkpoints while entries arrive.",
+        c"An append or a read that integrates new entries also signs a checkpoint when the latest is older than this.",
+        &CHECKPOINT_INTERVAL_S,
+        1,
+        86_400,
+        GucContext::Suset,
+        GucFlags::UNIT_S,
+    );
+    // PostgreSQL refuses to define a server-start setting after startup
+    // (FATAL), and without preloading there is no worker for it to configure.
+    if preloading() {
+        GucRegistry::define_string_guc(
+            c"kakunin.audit_worker_database",
+            c"Database whose audit log the kakunin background worker sequences.",
+            c"Needs kakunin_pg in shared_preload_libraries; empty: no worker (kakunin_admin integrates, e.g. a scheduled kakunin.audit_checkpoint()).",
+            &WORKER_DATABASE,
+            GucContext::Postmaster,
+            GucFlags::default(),
+        );
+    }
+    GucRegistry::define_int_guc(
+        c"kakunin.audit_worker_naptime",
+        c"How long the audit background worker sleeps between integrations.",
+        c"At most this long passes between an entry's commit and its position while the worker runs.",
+        &WORKER_NAPTIME_MS,
+        10,
+        60_000,
+        GucContext::Sighup,
+        GucFlags::UNIT_MS,
+    );
+}
+
+/// Whether the library is being loaded at server start (`shared_preload_libraries`).
+pub fn preloading() -> bool {
+    // SAFETY: reads a flag PostgreSQL sets while loading preloaded libraries.
+    unsafe { pg_sys::process_shared_preload_libraries_in_progress }
+}
+
+/// `kakunin.verify_url`, if online checks are on.
+pub fn verify_url() -> Option<String> {
+    VERIFY_URL
+        .get()
+        .and_then(|u| u.into_string().ok())
+        .filter(|u| !u.trim().is_empty())
+}
+
+/// `kakunin.verify_timeout_ms`.
+pub fn verify_timeout() -> Duration {
+    Duration::from_millis(VERIFY_TIMEOUT_MS.get().max(1) as u64)
+}
+
+/// `kakunin.audit_checkpoint_interval`, in seconds.
+pub fn audit_checkpoint_interval_seconds() -> i32 {
+    CHECKPOINT_INTERVAL_S.get()
+}
+
+/// `kakunin.audit_worker_database`, if set (and so if the library was preloaded).
+pub fn audit_worker_database() -> Option<String> {
+    WORKER_DATABASE
+        .get()
+        .and_then(|d| d.into_string().ok())
+        .filter(|d| !d.is_empty())
+}
+
+/// `kakunin.audit_worker_naptime`.
+pub fn audit_worker_naptime() -> Duration {
+    Duration::from_millis(WORKER_NAPTIME_MS.get().max(10) as u64)
+}
