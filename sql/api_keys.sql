@@ -1,5 +1,6 @@
--- API keys (src/api_keys.rs). Only SHA-256 of each secret is stored, in a
--- column no role is granted; all writes go through the kakunin functions.
+-- API keys (src/api_keys/). Only SHA-256 of each secret is stored, in a
+-- column no role is granted; all writes go through the kakunin functions
+-- (src/api_keys/store.rs is their one writer).
 
 CREATE TABLE kakunin.api_keys (
     key_id         uuid PRIMARY KEY,
@@ -58,8 +59,8 @@ CREATE POLICY with_its_key ON kakunin.api_key_usage FOR SELECT
     USING (EXISTS (SELECT FROM kakunin.api_keys k WHERE k.key_id OPERATOR(pg_catalog.=) api_key_usage.key_id));
 GRANT SELECT ON kakunin.api_key_usage TO PUBLIC;
 
--- Who created, rotated, revoked or changed a key, and every failed verification
--- (the audit log takes this over once it exists).
+-- Who created, rotated, revoked or changed a key, and failed verifications of
+-- stored keys.
 CREATE TABLE kakunin.api_key_events (
     id       bigserial PRIMARY KEY,
     at       timestamptz NOT NULL DEFAULT pg_catalog.now(),
@@ -71,10 +72,10 @@ CREATE TABLE kakunin.api_key_events (
     occurrences bigint NOT NULL DEFAULT 1
 );
 -- Failed verifications are recorded at most once a minute per backend, stored
--- key and reason, and pruned after 30 days (src/api_keys.rs).
+-- key and reason, and pruned after 30 days (src/api_keys/store.rs).
 CREATE INDEX api_key_events_failures_idx ON kakunin.api_key_events (at) WHERE event = 'verify_failed';
 COMMENT ON COLUMN kakunin.api_key_events.occurrences IS
-    'verify_failed: the failures this row stands for (one backend records a stored key and reason at most once a minute; unknown key ids share one bucket with key_id NULL). 1 for other events.';
+    'verify_failed: the failures this row stands for (one backend records a stored key and reason at most once a minute; failures that name no stored key are not recorded). 1 for other events.';
 COMMENT ON TABLE kakunin.api_key_events IS
     'API key events: created, rotated, revoked, claims_updated, and failed verifications (verify_failed, aggregated per minute, kept 30 days), with who (role and bound agent), when and why.';
 GRANT SELECT ON kakunin.api_key_events TO kakunin_admin;
@@ -94,3 +95,20 @@ AS $$
 $$;
 COMMENT ON FUNCTION kakunin.list_api_keys(text) IS
     'The keys of an owner that the caller may see (its own, or all for kakunin_admin); never a hash.';
+
+COMMENT ON FUNCTION kakunin.create_api_key(text, text, text[], timestamptz, jsonb, text) IS
+    'Creates an API key and returns its id and plaintext, once. Only SHA-256 of the secret is kept. The bound owner (42501 otherwise) derives it from its credential: capabilities within its key''s, claims within its scope (instruments and venues subsets, limits no higher, other claims equal), its tenant (none stays none), expiry no later; the key dies with that credential. kakunin_admin may create any key (recorded in the audit log).';
+COMMENT ON FUNCTION kakunin.verify_api_key(text) IS
+    'Checks an API key: {valid, key_id, owner_id, tenant_id, capabilities, claims, expires_at} or {valid: false, reason: malformed|unknown|revoked|expired|suspended|retired}; the status is the most severe of the key''s, the keys and certificate it was derived from, and its agent''s. One index probe and a constant-time hash comparison.';
+COMMENT ON FUNCTION kakunin.bind_api_key(text) IS
+    'Binds an API key''s identity (owner as agent id, tenant, capabilities, claims as scope) until the end of the transaction; an invalid key raises 28000.';
+COMMENT ON FUNCTION kakunin.revoke_api_key(uuid, text) IS 'Revokes a key the caller manages (its owner; a caller bound with a key, that key only; kakunin_admin); false if it was already revoked. Keys derived from it stop working too.';
+COMMENT ON FUNCTION kakunin.rotate_api_key(uuid, interval) IS
+    'Creates a replacement key with the same owner, tenant, capabilities, claims, expiry and lineage; the old key works for the grace period only. Refused to a caller bound with an API key (a key cannot renew itself).';
+COMMENT ON FUNCTION kakunin.update_api_key_claims(uuid, jsonb) IS
+    'Replaces a key''s claims (the owner bound by certificate, or kakunin_admin).';
+
+SELECT pg_catalog.pg_extension_config_dump('kakunin.api_keys', '');
+SELECT pg_catalog.pg_extension_config_dump('kakunin.api_key_usage', '');
+SELECT pg_catalog.pg_extension_config_dump('kakunin.api_key_events', '');
+SELECT pg_catalog.pg_extension_config_dump('kakunin.api_key_events_id_seq', '');

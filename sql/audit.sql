@@ -2,12 +2,6 @@
 -- no position; the sequencer (kakunin.audit_integrate) gives committed entries
 -- their gapless seq, leaf hash and tree nodes; checkpoints sign tree heads.
 
--- x-request-id of the PostgREST request, if any; never fails (src/postgrest.rs).
-CREATE FUNCTION kakunin.current_request_id() RETURNS text
-LANGUAGE c STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'kakunin_current_request_id';
-COMMENT ON FUNCTION kakunin.current_request_id() IS
-    'The x-request-id header of the current PostgREST request, or NULL (audit_log.request_id default).';
-
 CREATE TABLE kakunin.audit_log (
     id         bigserial PRIMARY KEY,
     seq        bigint,
@@ -28,7 +22,7 @@ COMMENT ON COLUMN kakunin.audit_log.id IS 'Arrival order (gaps from rolled-back 
 COMMENT ON COLUMN kakunin.audit_log.seq IS 'Position in the Merkle tree (leaf index, from 0).';
 COMMENT ON COLUMN kakunin.audit_log.leaf_hash IS 'SHA-256(0x00 || canonical bytes of the entry), RFC 6962.';
 
--- Appends an entry as the caller (src/audit/sequencer.rs; comment in finalize.sql).
+-- Appends an entry as the caller (src/audit/append.rs).
 CREATE FUNCTION kakunin.audit(action text, payload jsonb DEFAULT '{}') RETURNS bigint
 LANGUAGE c VOLATILE PARALLEL UNSAFE AS 'MODULE_PATHNAME', 'kakunin_audit';
 
@@ -67,7 +61,8 @@ COMMENT ON TABLE kakunin.audit_signing_key IS 'The checkpoint signing key (inter
 -- kakunin.audit_integrate, and only to fill seq and leaf_hash once.
 CREATE FUNCTION kakunin.audit_guard() RETURNS trigger
 LANGUAGE c AS 'MODULE_PATHNAME', 'kakunin_audit_guard';
-COMMENT ON FUNCTION kakunin.audit_guard() IS 'Trigger: refuses UPDATE, DELETE and TRUNCATE on the audit tables (internal).';
+COMMENT ON FUNCTION kakunin.audit_guard() IS
+    'Trigger: refuses UPDATE, DELETE and TRUNCATE on the audit tables (only the sequencer fills in positions), and payloads over 1 MiB or nested deeper than 64 levels (internal).';
 CREATE TRIGGER append_only BEFORE UPDATE OR DELETE ON kakunin.audit_log
     FOR EACH ROW EXECUTE FUNCTION kakunin.audit_guard();
 CREATE TRIGGER no_truncate BEFORE TRUNCATE ON kakunin.audit_log
@@ -116,3 +111,46 @@ COMMENT ON COLUMN kakunin.audit_log.tenant_id IS 'The bound identity''s tenant. 
 COMMENT ON COLUMN kakunin.audit_log.request_id IS
     'x-request-id from request.headers: supplied by the client (PostgREST forwards it; any session can set request.headers), so it correlates but proves nothing.';
 GRANT USAGE ON SEQUENCE kakunin.audit_log_id_seq TO PUBLIC;
+
+-- Audit log. Appends go through RLS (the seed's policy); integration,
+-- checkpoints, verification and proofs reveal no entry content and are open to
+-- all; an evidence export contains entries, so it is kakunin_admin's.
+REVOKE EXECUTE ON FUNCTION kakunin.export_evidence(timestamptz, timestamptz) FROM PUBLIC;
+-- Explicit integration holds the sequencer lock until the caller's transaction
+-- ends: only kakunin_admin may do that (the worker integrates without exposing
+-- the lock to other roles' SQL; appends never integrate).
+REVOKE EXECUTE ON FUNCTION kakunin.audit_integrate() FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION kakunin.audit_checkpoint() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION kakunin.audit_integrate() TO kakunin_admin;
+GRANT EXECUTE ON FUNCTION kakunin.audit_checkpoint() TO kakunin_admin;
+GRANT EXECUTE ON FUNCTION kakunin.export_evidence(timestamptz, timestamptz) TO kakunin_admin;
+REVOKE EXECUTE ON FUNCTION kakunin.audit_guard() FROM PUBLIC;
+GRANT SELECT ON kakunin.audit_tree TO PUBLIC;
+COMMENT ON FUNCTION kakunin.audit(text, jsonb) IS
+    'Appends an audit entry as the bound agent (in its tenant, while its status is active; kakunin_admin members may append as anyone) and returns its id; the sequencer assigns its seq in commit order.';
+COMMENT ON FUNCTION kakunin.audit_integrate() IS
+    'Integrates committed audit entries (and this transaction''s) into the Merkle tree (gapless seq, leaf hashes, nodes); returns how many. Waits at most 5 s for another sequencer (55P03). kakunin_admin only; otherwise the background worker integrates (appends never do).';
+COMMENT ON FUNCTION kakunin.audit_lag() IS
+    'Committed audit entries not yet placed in the tree: {unplaced, oldest_unplaced (RFC 3339), worker_running}. Open to all; reveals counts, not content.';
+COMMENT ON FUNCTION kakunin.audit_checkpoint() IS
+    'Integrates committed entries and records an Ed25519-signed checkpoint (tree size, root hash) in kakunin.audit_checkpoints. kakunin_admin only.';
+COMMENT ON FUNCTION kakunin.audit_checkpoint_note() IS
+    'The latest checkpoint as a C2SP tlog-checkpoint signed note; for kakunin_admin, entries are integrated and a new checkpoint signed first if entries arrived since.';
+COMMENT ON FUNCTION kakunin.audit_public_key() IS
+    'The checkpoint signing key''s public half, as a C2SP verifier key: <name>+<key hash>+<base64(0x01 || Ed25519 key)>.';
+COMMENT ON FUNCTION kakunin.verify_audit_log() IS
+    'Recomputes every leaf and the tree and checks every checkpoint: {ok, entries, checkpoints, first_bad_seq, reason}. Verifies what is integrated; for kakunin_admin it integrates first.';
+COMMENT ON FUNCTION kakunin.audit_inclusion_proof(bigint, bigint) IS
+    'RFC 6962 inclusion proof of entry seq in the tree of tree_size entries (default: the latest checkpoint), hashes in hex.';
+COMMENT ON FUNCTION kakunin.audit_consistency_proof(bigint, bigint) IS
+    'RFC 6962 consistency proof between two tree sizes, hashes in hex.';
+COMMENT ON FUNCTION kakunin.export_evidence(timestamptz, timestamptz) IS
+    'An evidence bundle for the entries in [from_ts, to_ts): entries, an inclusion proof each, the signed checkpoint note and the verifier key; check it offline with verify-evidence. kakunin_admin only.';
+
+-- Dumped as data (see sql/bootstrap.sql); kakunin.audit_sequencer's one row
+-- comes from CREATE EXTENSION and is not dumped.
+SELECT pg_catalog.pg_extension_config_dump('kakunin.audit_log', '');
+SELECT pg_catalog.pg_extension_config_dump('kakunin.audit_log_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('kakunin.audit_tree', '');
+SELECT pg_catalog.pg_extension_config_dump('kakunin.audit_checkpoints', '');
+SELECT pg_catalog.pg_extension_config_dump('kakunin.audit_signing_key', '');

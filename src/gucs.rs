@@ -42,7 +42,7 @@ pub fn init() {
     GucRegistry::define_int_guc(
         c"kakunin.audit_checkpoint_interval",
         c"Longest time between automatic audit checkpoints while entries arrive.",
-        c"An append or a read that integrates new entries also signs a checkpoint when the latest is older than this.",
+        c"The background worker (or a kakunin_admin integration) signs a checkpoint when entries arrived since the latest and it is older than this.",
         &CHECKPOINT_INTERVAL_S,
         1,
         86_400,

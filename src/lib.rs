@@ -30,16 +30,70 @@ mod upgrade;
 
 ::pgrx::pg_module_magic!(name, version);
 
+// Each domain's SQL: its tables and C functions, and the grants and comments
+// of its generated functions, which it therefore follows (`requires`).
 pgrx::extension_sql_file!("../sql/bootstrap.sql", name = "bootstrap", bootstrap);
-pgrx::extension_sql_file!("../sql/helpers.sql", name = "helpers");
+pgrx::extension_sql_file!(
+    "../sql/identity.sql",
+    name = "identity",
+    requires = [
+        identity::bind::bind_agent,
+        identity::bind::bind_agent_serial,
+        identity::bind::validate_certificate,
+        identity::policy_helpers::kakunin_scope,
+        identity::policy_helpers::kakunin_key_id,
+        identity::policy_helpers::authorize,
+    ]
+);
+pgrx::extension_sql_file!(
+    "../sql/revocation.sql",
+    name = "revocation",
+    requires = [
+        revocation::trust::add_trust_anchor,
+        revocation::trust::remove_trust_anchor,
+        revocation::registry::set_certificate_status,
+        revocation::registry::set_agent_status,
+        revocation::webhooks::set_webhook_secret,
+        revocation::webhooks::handle_webhook,
+        revocation::crl::load_crl,
+        revocation::verify_endpoint::verify_endpoint_stats,
+    ]
+);
 pgrx::extension_sql_file!(
     "../sql/api_keys.sql",
     name = "api_keys",
-    requires = ["helpers"]
+    requires = [
+        "identity",
+        api_keys::functions::create_api_key,
+        api_keys::functions::verify_api_key,
+        api_keys::functions::bind_api_key,
+        api_keys::functions::revoke_api_key,
+        api_keys::functions::rotate_api_key,
+        api_keys::functions::update_api_key_claims,
+    ]
 );
-pgrx::extension_sql_file!("../sql/revocation.sql", name = "revocation");
-pgrx::extension_sql_file!("../sql/audit.sql", name = "audit", requires = ["helpers"]);
-pgrx::extension_sql_file!("../sql/finalize.sql", name = "finalize", finalize);
+pgrx::extension_sql_file!(
+    "../sql/postgrest.sql",
+    name = "postgrest",
+    requires = [postgrest::pre_request]
+);
+pgrx::extension_sql_file!(
+    "../sql/audit.sql",
+    name = "audit",
+    requires = [
+        "identity",
+        "postgrest",
+        audit::maintenance::audit_lag,
+        audit::maintenance::audit_integrate,
+        audit::checkpoints::audit_checkpoint,
+        audit::checkpoints::audit_checkpoint_note,
+        audit::checkpoints::audit_public_key,
+        audit::verification::verify_audit_log,
+        audit::verification::audit_inclusion_proof,
+        audit::verification::audit_consistency_proof,
+        audit::verification::export_evidence,
+    ]
+);
 
 /// Declares schema `kakunin` to pgrx so `#[pg_extern(schema = "kakunin")]`
 /// can refer to it; `sql/bootstrap.sql` creates it first, owned by the extension.

@@ -218,6 +218,20 @@ fn revoke_api_key(
     Ok(changed)
 }
 
+/// The key `key_id` and its manager, for a change a caller bound with an API
+/// key may not make (`refused`: what such a caller cannot do).
+fn managed_without_key(key_id: pgrx::Uuid, refused: &str) -> Result<(store::ManagedKey, Caller)> {
+    let key = store::visible_key(key_id)?;
+    let caller = Caller::current();
+    caller.require_manager(key_id, &key.owner_id)?;
+    if caller.limiting_key().is_some() {
+        return Err(KakuninError::Privilege(format!(
+            "permission denied: a caller bound with an API key {refused}"
+        )));
+    }
+    Ok((key, caller))
+}
+
 /// `kakunin.rotate_api_key(key_id, grace) → TABLE(key_id, api_key)`: a new key
 /// with the same owner, tenant, name, capabilities, claims, expiry and
 /// lineage; the old one keeps working for `grace` only.
@@ -230,16 +244,11 @@ fn rotate_api_key(
     ErrorReport,
 > {
     let key_id = required(key_id, "key_id")?;
-    let key = store::visible_key(key_id)?;
-    let caller = Caller::current();
-    caller.require_manager(key_id, &key.owner_id)?;
     // A key cannot renew itself: its successor would outlive its revocation.
-    if caller.limiting_key().is_some() {
-        return Err(KakuninError::Privilege(
-            "permission denied: a caller bound with an API key cannot rotate keys; the owner bound by certificate or a kakunin_admin member rotates".into(),
-        )
-        .into());
-    }
+    let (key, caller) = managed_without_key(
+        key_id,
+        "cannot rotate keys; the owner bound by certificate or a kakunin_admin member rotates",
+    )?;
     if key.revoked {
         return Err(KakuninError::InvalidArgument(format!(
             "API key {key_id} is revoked and cannot be rotated"
@@ -279,15 +288,7 @@ fn update_api_key_claims(
     if !claims.is_object() {
         return Err(KakuninError::InvalidArgument("claims must be a JSON object".into()).into());
     }
-    let key = store::visible_key(key_id)?;
-    let caller = Caller::current();
-    caller.require_manager(key_id, &key.owner_id)?;
-    if caller.limiting_key().is_some() {
-        return Err(KakuninError::Privilege(
-            "permission denied: a caller bound with an API key cannot change key claims".into(),
-        )
-        .into());
-    }
+    let (key, caller) = managed_without_key(key_id, "cannot change key claims")?;
     // The same bounds as creating the key from the bound certificate, and a
     // key derived from another key stays within that key's claims too.
     let claims = caller

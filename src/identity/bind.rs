@@ -22,7 +22,7 @@ fn identity(message: impl Into<String>) -> KakuninError {
 }
 
 /// `CALL kakunin.bind_agent_session(certificate, proof)`: binds and returns
-/// nothing. Declared as a C procedure in `sql/finalize.sql` (pgrx generates
+/// nothing. Declared as a C procedure in `sql/identity.sql` (pgrx generates
 /// functions only), so a CALL runs no SQL body and builds no result.
 #[pg_extern(sql = false)]
 fn bind_agent_session(certificate: Option<&str>, proof: Option<&str>) -> SqlResult<()> {

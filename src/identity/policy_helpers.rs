@@ -1,7 +1,7 @@
 //! The policy helpers RLS policies call (`kakunin_agent_id()` and friends,
 //! `kakunin_key_id()`, `kakunin.authorize()`). Most live in the schema given to
 //! `CREATE EXTENSION` (default `public`) so an unqualified call finds them, and
-//! are declared in `sql/helpers.sql`: STABLE, PARALLEL SAFE, NULL (or an empty
+//! are declared in `sql/identity.sql`: STABLE, PARALLEL SAFE, NULL (or an empty
 //! array) when nothing is bound, so a policy admits nothing.
 //!
 //! A policy calls them once per row, so they are plain version-1 functions that
