@@ -1,7 +1,7 @@
 -- kakunin_pg 0.3.0 -> 0.4.0 (ALTER EXTENSION kakunin_pg UPDATE).
 \echo Use "ALTER EXTENSION kakunin_pg UPDATE TO '0.4.0'" to load this file. \quit
 
--- Documentation that had gone stale (issue 16); nothing else changes.
+-- Documentation that had gone stale (issue 16).
 COMMENT ON ROLE kakunin_admin IS
     'kakunin_pg: members manage trust anchors, statuses, CRLs, the webhook secret and API keys, and integrate and export the audit log';
 COMMENT ON SCHEMA kakunin IS 'kakunin_pg: agent identity, revocation data, API keys and the audit log';
@@ -19,3 +19,15 @@ COMMENT ON COLUMN kakunin.api_key_events.occurrences IS
     'verify_failed: the failures this row stands for (one backend records a stored key and reason at most once a minute; failures that name no stored key are not recorded). 1 for other events.';
 COMMENT ON FUNCTION kakunin.rotate_api_key(uuid, interval) IS
     'Creates a replacement key with the same owner, tenant, capabilities, claims, expiry and lineage; the old key works for the grace period only. Refused to a caller bound with an API key (a key cannot renew itself).';
+
+-- Agents that hold a connection (issue 10).
+-- A C function declared here: its role argument is of type name.
+CREATE FUNCTION kakunin.execute_as_agent(role name, query text, read_only boolean DEFAULT true,
+                                         max_rows integer DEFAULT 1000)
+RETURNS jsonb
+LANGUAGE c VOLATILE PARALLEL UNSAFE AS 'MODULE_PATHNAME', 'execute_as_agent_wrapper';
+-- Open to every role: it needs a binding made earlier in the transaction and
+-- runs only as a role the session user may become, never one that defeats
+-- row-level security.
+COMMENT ON FUNCTION kakunin.execute_as_agent(name, text, boolean, integer) IS
+    'Runs query (one or more statements) as role, under the identity bound earlier in this transaction (28000 without one), atomically, read-only unless read_only is false, and returns the last statement''s rows: {"rows": [{column: value}], "row_count", "truncated"} (at most max_rows rows, 0-100000, and 8 MiB). Inside, no change of role or session authorization, transaction control, SET, LOAD, COPY, LISTEN/NOTIFY, PREPARE, cursors that outlive the call, DDL or new binding (42501). role must be one the session user may become, and neither be nor reach (through any membership) a superuser, a BYPASSRLS role, an owner of a table whose row-level security is not FORCEd, kakunin_gateway, kakunin_admin or the server-file roles (42501). Every call is an audit entry (agent.execute: role, query_sha256, read_only, row_count or sqlstate); a refused call''s entry survives the rollback.';

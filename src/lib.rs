@@ -2,7 +2,7 @@
 //!
 //! Folders by domain, dependencies pointing one way (`scripts/layers.sh`
 //! checks): `pg/` (PostgreSQL plumbing) ← `audit/` ← `revocation/` ←
-//! `identity/` ← `api_keys/` ← `postgrest`. `gucs` (every setting) and
+//! `identity/` ← `api_keys/` ← `postgrest`, `sandbox/`. `gucs` (every setting) and
 //! `upgrade` (symbols older catalogs call) sit beside them.
 //!
 //! - `pg/`: errors and SQLSTATEs, the SPI door, fmgr, privilege, cache invalidation, clock.
@@ -11,6 +11,7 @@
 //! - `identity/`: the binding, certificate validation, bind, live status, policy helpers.
 //! - `api_keys/`: API key functions, who may manage keys, their rows.
 //! - `postgrest`: `kakunin.pre_request()` and `kakunin.current_request_id()`.
+//! - `sandbox/`: `kakunin.execute_as_agent()`, agent SQL as a restricted role.
 
 // `SqlResult`'s error is pgrx's `ErrorReport`, which pgrx raises with its
 // SQLSTATE only when returned unboxed (a `Box` would become 22000); it is made
@@ -26,6 +27,7 @@ mod identity;
 mod pg;
 mod postgrest;
 mod revocation;
+mod sandbox;
 mod upgrade;
 
 ::pgrx::pg_module_magic!(name, version);
@@ -77,6 +79,7 @@ pgrx::extension_sql_file!(
     name = "postgrest",
     requires = [postgrest::pre_request]
 );
+pgrx::extension_sql_file!("../sql/sandbox.sql", name = "sandbox");
 pgrx::extension_sql_file!(
     "../sql/audit.sql",
     name = "audit",

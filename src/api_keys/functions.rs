@@ -102,6 +102,7 @@ fn bind_api_key(api_key: Option<&str>) -> SqlResult<pgrx::JsonB> {
 /// Verifies `text` and binds the key's identity; an invalid key is an
 /// identity refusal (28000).
 pub fn bind_key(text: &str) -> Result<Rc<Binding>> {
+    crate::identity::binding::refuse_if_restricted()?;
     let (parsed, row) = verify(text)
         .map_err(|(reason, _)| KakuninError::identity(format!("API key refused: {reason}")))?;
     store::touch(&parsed.key_id, &row);

@@ -17,19 +17,27 @@ use crate::pg::spi::{self, Visibility};
 /// whose actor is the role that did it. kakunin_admin members are not trusted
 /// to forge bindings silently: whatever they change is in the log (issue 14).
 pub fn admin_act(action: &str, payload: serde_json::Value) {
-    let actor = privilege::current_user_name();
+    let actor = format!("role:{}", privilege::current_user_name());
+    record(&actor, None, action, payload);
+}
+
+/// Appends an entry made by the extension itself, with the actor and tenant
+/// given (not the table's defaults), as the extension owner: the caller's own
+/// right to append (the table's policies) plays no part.
+pub fn record(actor: &str, tenant: Option<&str>, action: &str, payload: serde_json::Value) {
     privilege::as_extension_owner(|| {
         spi::run(
             "INSERT INTO kakunin.audit_log (tenant_id, actor_id, action, payload)
-             VALUES (NULL, $1, $2, $3::jsonb)",
+             VALUES ($1, $2, $3, $4::jsonb)",
             &[
-                format!("role:{actor}").as_str().into(),
+                tenant.into(),
+                actor.into(),
                 action.into(),
                 payload.to_string().into(),
             ],
         )
     })
-    .unwrap_or_else(|e| spi_failed("record the administrative act in the audit log", e));
+    .unwrap_or_else(|e| spi_failed("record the entry in the audit log", e));
 }
 
 /// `kakunin.audit(action text, payload jsonb DEFAULT '{}') → bigint`: appends

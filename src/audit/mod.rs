@@ -1,6 +1,7 @@
 //! The tamper-evident audit log (RFC 6962 Merkle tree, C2SP checkpoints).
 //!
 //! - `append`: entries enter the log (`kakunin.audit`, administrative acts).
+//! - `autonomous`: an entry that must survive the caller's rollback.
 //! - `guard`: the `kakunin.audit_guard` trigger: append-only, bounded payloads.
 //! - `sequencer`: gives committed entries their positions in the tree.
 //! - `checkpoints`: signed tree heads and C2SP notes.
@@ -14,6 +15,7 @@
 //! nothing of checkpoints, maintenance or the worker.
 
 pub mod append;
+pub mod autonomous;
 pub mod checkpoints;
 pub mod guard;
 pub mod maintenance;

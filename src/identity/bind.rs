@@ -9,7 +9,7 @@ use kakunin_core::{proof, rfc3339};
 use pgrx::prelude::*;
 use serde_json::json;
 
-use super::binding::store;
+use super::binding::{self, store};
 use super::certificate::{self, Checked};
 use crate::pg::error::{spi_failed, KakuninError, Result, SqlResult};
 use crate::pg::invalidation::Read;
@@ -63,6 +63,7 @@ pub fn bind_with(
     proof: Option<&str>,
     gateway: bool,
 ) -> Result<(Rc<Binding>, CertStatus)> {
+    binding::refuse_if_restricted()?;
     let certificate = certificate.ok_or_else(|| identity("certificate must not be NULL"))?;
     let now = time::now_unix();
     let checked = certificate::check(certificate, now, Visibility::Latest)
@@ -196,6 +197,7 @@ fn validate_certificate(
 /// bound and the call fails.
 #[pg_extern(schema = "kakunin", volatile, parallel_unsafe)]
 fn bind_agent_serial(serial: Option<&str>) -> SqlResult<pgrx::JsonB> {
+    binding::refuse_if_restricted()?;
     if !privilege::caller_is_gateway() {
         return Err(identity("only members of kakunin_gateway may bind by serial").into());
     }

@@ -129,10 +129,23 @@ pub fn epoch() -> u64 {
     EPOCH.get()
 }
 
+/// Agent SQL may never bind, whoever the login role is (issue 10): every
+/// bind checks this first (so the refusal is the same whatever else is
+/// wrong) and [`store`] again.
+pub fn refuse_if_restricted() -> Result<()> {
+    if crate::pg::restricted::active() {
+        return Err(KakuninError::Privilege(
+            "no identity can be bound or replaced inside kakunin.execute_as_agent".into(),
+        ));
+    }
+    Ok(())
+}
+
 /// Stores a validated binding for the rest of the transaction. A caller that
 /// is not a gateway (`gateway`, decided from the current role) may not swap to
 /// a different identity mid-transaction.
 pub fn store(binding: Binding, gateway: bool) -> Result<Rc<Binding>> {
+    refuse_if_restricted()?;
     if let Some(current) = current() {
         if current.agent_id != binding.agent_id && !gateway {
             return Err(KakuninError::identity(format!(

@@ -5,6 +5,8 @@
 //!   does not establish who the caller is; nothing is bound.
 //! - class 22 (`22023`, `22004`): malformed arguments to administrative functions.
 //! - `42501`: the caller lacks a privilege.
+//! - `42704`: a named object (a role) does not exist.
+//! - `25006`: a write this server or transaction cannot make; `54000`: over a limit.
 //!
 //! Inner functions return [`Result`]; a `#[pg_extern]` returns [`SqlResult`]
 //! and `?` turns a [`KakuninError`] into the [`ErrorReport`] pgrx raises with
@@ -21,7 +23,13 @@ pub enum KakuninError {
     Identity(String),
     InvalidArgument(String),
     NullArgument(&'static str),
+    /// A named object (a role, …) that does not exist (`42704`).
+    NotFound(String),
     Privilege(String),
+    /// Needs a write this server or transaction cannot make (`25006`).
+    ReadOnly(String),
+    /// A result or input over a documented limit (`54000`).
+    TooLarge(String),
 }
 
 /// What inner functions return.
@@ -36,7 +44,8 @@ impl KakuninError {
         KakuninError::Identity(message.into())
     }
 
-    fn code(&self) -> PgSqlErrorCode {
+    /// The SQLSTATE the error is raised with.
+    pub fn code(&self) -> PgSqlErrorCode {
         match self {
             KakuninError::Identity(_) => {
                 PgSqlErrorCode::ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION
@@ -44,6 +53,9 @@ impl KakuninError {
             KakuninError::InvalidArgument(_) => PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
             KakuninError::NullArgument(_) => PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
             KakuninError::Privilege(_) => PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            KakuninError::NotFound(_) => PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
+            KakuninError::ReadOnly(_) => PgSqlErrorCode::ERRCODE_READ_ONLY_SQL_TRANSACTION,
+            KakuninError::TooLarge(_) => PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
         }
     }
 
@@ -51,7 +63,10 @@ impl KakuninError {
         match self {
             KakuninError::Identity(m)
             | KakuninError::InvalidArgument(m)
-            | KakuninError::Privilege(m) => m.clone(),
+            | KakuninError::NotFound(m)
+            | KakuninError::Privilege(m)
+            | KakuninError::ReadOnly(m)
+            | KakuninError::TooLarge(m) => m.clone(),
             KakuninError::NullArgument(what) => format!("{what} must not be NULL"),
         }
     }

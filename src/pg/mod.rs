@@ -1,6 +1,7 @@
 //! PostgreSQL plumbing that knows no domain: errors and their SQLSTATEs, the
 //! SPI door with its pinned `search_path`, plain fmgr entry points, who the
-//! caller is, cross-session cache invalidation and the clock.
+//! caller is, restricted execution of caller-written SQL, cross-session cache
+//! invalidation and the clock.
 //!
 //! Nothing here imports a domain folder (`scripts/layers.sh` checks).
 
@@ -8,10 +9,12 @@ pub mod error;
 pub mod fmgr;
 pub mod invalidation;
 pub mod privilege;
+pub mod restricted;
 pub mod spi;
 pub mod time;
 
 /// Called once from `_PG_init`.
 pub fn init() {
     invalidation::register();
+    restricted::register();
 }

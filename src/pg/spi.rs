@@ -310,3 +310,158 @@ fn scan_pinned<B>(
         outcome
     }
 }
+
+impl Row {
+    /// How many columns the row has.
+    pub fn width(&self) -> i32 {
+        // SAFETY: desc is the row's live tuple descriptor.
+        unsafe { (*self.desc).natts }
+    }
+
+    /// Name of column `n` (1-based).
+    pub fn column_name(&self, n: i32) -> String {
+        // SAFETY: SPI_fname returns a palloc'd copy of the name (NULL if `n` is out of range).
+        unsafe {
+            let name = pg_sys::SPI_fname(self.desc, n);
+            if name.is_null() {
+                return String::new();
+            }
+            CStr::from_ptr(name).to_string_lossy().into_owned()
+        }
+    }
+
+    /// Type OID of column `n` (1-based).
+    pub fn column_type(&self, n: i32) -> pg_sys::Oid {
+        // SAFETY: SPI_gettypeid reads the live descriptor.
+        unsafe { pg_sys::SPI_gettypeid(self.desc, n) }
+    }
+
+    /// Column `n` in its type's text form (its output function), None for NULL.
+    pub fn output_text(&self, n: i32) -> Option<String> {
+        // SAFETY: SPI_getvalue returns NULL for a NULL value or a palloc'd string.
+        unsafe {
+            let text = pg_sys::SPI_getvalue(self.tuple, self.desc, n);
+            if text.is_null() {
+                return None;
+            }
+            let value = CStr::from_ptr(text).to_string_lossy().into_owned();
+            pg_sys::pfree(text.cast());
+            Some(value)
+        }
+    }
+}
+
+/// What [`run_caller_sql`] did with the last statement.
+pub struct CallerOutcome {
+    /// Rows handed to `read` (a statement returning rows), or rows the last
+    /// statement processed (any other).
+    pub row_count: u64,
+    /// The last statement returned more rows than were read.
+    pub truncated: bool,
+}
+
+/// Runs `statements` (each a complete SQL statement written by a caller)
+/// one after the other, with the caller's own `search_path`: the one SPI
+/// entry point that is not pinned, for `kakunin.execute_as_agent`, which runs
+/// them as a restricted role. Rows of the last statement, if it returns rows,
+/// go to `read` until it has `max_rows` or returns `Break`; the others run to
+/// completion with no row limit (a limit would stop a write early).
+pub fn run_caller_sql<B>(
+    statements: &[String],
+    max_rows: u64,
+    mut read: impl FnMut(&Row) -> std::ops::ControlFlow<B>,
+) -> Result<CallerOutcome, B> {
+    let texts: Vec<std::ffi::CString> = statements
+        .iter()
+        .map(|s| std::ffi::CString::new(s.as_str()).unwrap_or_default())
+        .collect();
+    // An ERROR unwinds through pgrx; the caller's subtransaction abort cleans
+    // up SPI and any portal.
+    // SAFETY: SPI_connect/SPI_finish bracket the calls; rows are read before
+    // their tuple table is freed.
+    unsafe {
+        if pg_sys::SPI_connect() != pg_sys::SPI_OK_CONNECT as i32 {
+            pgrx::error!("kakunin_pg: SPI_connect failed");
+        }
+        let Some((last, first)) = texts.split_last() else {
+            pg_sys::SPI_finish();
+            return Ok(CallerOutcome {
+                row_count: 0,
+                truncated: false,
+            });
+        };
+        for text in first {
+            check_status(pg_sys::SPI_execute(text.as_ptr(), false, 0));
+        }
+        let plan = pg_sys::SPI_prepare(last.as_ptr(), 0, std::ptr::null_mut());
+        if plan.is_null() {
+            check_status(pg_sys::SPI_result);
+        }
+        let mut outcome = CallerOutcome {
+            row_count: 0,
+            truncated: false,
+        };
+        if pg_sys::SPI_is_cursor_plan(plan) {
+            let portal = pg_sys::SPI_cursor_open(
+                std::ptr::null(),
+                plan,
+                std::ptr::null_mut(),
+                std::ptr::null(),
+                false,
+            );
+            'fetch: loop {
+                // One row past the limit tells whether the result was cut.
+                let wanted = (max_rows + 1 - outcome.row_count).min(100);
+                pg_sys::SPI_cursor_fetch(portal, true, wanted as _);
+                let table = pg_sys::SPI_tuptable;
+                let rows = pg_sys::SPI_processed as usize;
+                if rows == 0 || table.is_null() {
+                    break;
+                }
+                for i in 0..rows {
+                    if outcome.row_count == max_rows {
+                        outcome.truncated = true;
+                        break 'fetch;
+                    }
+                    let row = Row {
+                        tuple: *(*table).vals.add(i),
+                        desc: (*table).tupdesc,
+                    };
+                    if let std::ops::ControlFlow::Break(b) = read(&row) {
+                        pg_sys::SPI_cursor_close(portal);
+                        pg_sys::SPI_finish();
+                        return Err(b);
+                    }
+                    outcome.row_count += 1;
+                }
+                pg_sys::SPI_freetuptable(table);
+            }
+            pg_sys::SPI_cursor_close(portal);
+        } else {
+            check_status(pg_sys::SPI_execute_plan(
+                plan,
+                std::ptr::null_mut(),
+                std::ptr::null(),
+                false,
+                0,
+            ));
+            outcome.row_count = pg_sys::SPI_processed;
+        }
+        pg_sys::SPI_finish();
+        Ok(outcome)
+    }
+}
+
+/// Raises an SPI failure code as an error (a PostgreSQL ERROR inside SPI has
+/// already been raised; these are SPI's own refusals).
+fn check_status(status: i32) {
+    if status < 0 {
+        // SAFETY: SPI_result_code_string returns a static string for any code.
+        let what = unsafe { CStr::from_ptr(pg_sys::SPI_result_code_string(status)) };
+        pgrx::ereport!(
+            ERROR,
+            pgrx::PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+            format!("the statement cannot run here ({})", what.to_string_lossy())
+        );
+    }
+}

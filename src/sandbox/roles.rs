@@ -1,0 +1,94 @@
+//! Which roles agent SQL may run as (issue 10): one the session user may
+//! become, and from which no privilege that defeats row-level security or
+//! the extension can be reached.
+
+use std::ffi::CString;
+
+use pgrx::pg_sys;
+
+use crate::pg::error::{spi_failed, KakuninError, Result};
+use crate::pg::spi;
+
+/// Roles whose privileges leave the sandbox: binding without proof,
+/// administering the extension, reading, writing or running server files.
+const FORBIDDEN: [&str; 5] = [
+    "kakunin_gateway",
+    "kakunin_admin",
+    "pg_read_server_files",
+    "pg_write_server_files",
+    "pg_execute_server_program",
+];
+
+/// The OID of `role` if agent SQL may run as it; else a refusal naming why:
+/// 42704 for a role that does not exist, 42501 for every other reason.
+///
+/// Refused: a role the session user may not become (`SET ROLE`'s rule); one
+/// that is a superuser, has BYPASSRLS, owns a table whose row-level security
+/// is not FORCEd (owners skip their own policies), or is one of [`FORBIDDEN`];
+/// and one that reaches any such role through membership, transitively,
+/// whether the grant has INHERIT or only SET (either lets SQL act as it).
+pub fn check(role: &str) -> Result<pg_sys::Oid> {
+    let name = CString::new(role)
+        .map_err(|_| KakuninError::InvalidArgument("role must not contain a NUL byte".into()))?;
+    // SAFETY: missing_ok = true returns InvalidOid instead of raising.
+    let oid = unsafe { pg_sys::get_role_oid(name.as_ptr(), true) };
+    if oid == pg_sys::InvalidOid {
+        return Err(KakuninError::NotFound(format!(
+            "role \"{role}\" does not exist"
+        )));
+    }
+    if !session_user_may_become(oid) {
+        return Err(KakuninError::Privilege(format!(
+            "role \"{role}\" cannot run agent SQL: the session user may not become it (SET ROLE would be refused)"
+        )));
+    }
+    let offending = spi::select_one::<String>(
+        "WITH RECURSIVE reach(oid, path) AS (
+             SELECT $1::oid, ARRAY[$1::oid]
+           UNION
+             SELECT m.roleid, r.path OPERATOR(pg_catalog.||) m.roleid
+             FROM reach r JOIN pg_catalog.pg_auth_members m ON m.member OPERATOR(pg_catalog.=) r.oid
+             WHERE NOT m.roleid OPERATOR(pg_catalog.=) ANY (r.path))
+         SELECT CASE WHEN a.oid OPERATOR(pg_catalog.=) $1::oid THEN 'it' ELSE
+                     'it can reach role ' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(a.rolname::text)
+                     OPERATOR(pg_catalog.||) ', which' END
+                OPERATOR(pg_catalog.||) CASE
+                  WHEN a.rolsuper THEN ' is a superuser'
+                  WHEN a.rolbypassrls THEN ' has BYPASSRLS'
+                  WHEN a.rolname OPERATOR(pg_catalog.=) ANY ($2::text[]) THEN
+                       ' grants privileges that leave the sandbox (binding without proof, administration, server files)'
+                  ELSE ' owns table ' OPERATOR(pg_catalog.||) t.relid::pg_catalog.regclass::text
+                       OPERATOR(pg_catalog.||) ', whose row-level security is not FORCEd (its owner skips its policies)'
+                END
+         FROM reach JOIN pg_catalog.pg_roles a ON a.oid OPERATOR(pg_catalog.=) reach.oid
+         LEFT JOIN LATERAL (
+             SELECT c.oid AS relid FROM pg_catalog.pg_class c
+             WHERE c.relowner OPERATOR(pg_catalog.=) a.oid AND c.relrowsecurity AND NOT c.relforcerowsecurity
+             ORDER BY c.oid LIMIT 1) t ON true
+         WHERE a.rolsuper OR a.rolbypassrls OR a.rolname OPERATOR(pg_catalog.=) ANY ($2::text[])
+            OR t.relid IS NOT NULL
+         ORDER BY pg_catalog.array_length(reach.path, 1), a.rolname
+         LIMIT 1",
+        &[oid.into(), FORBIDDEN.to_vec().into()],
+    )
+    .unwrap_or_else(|e| spi_failed("read the role's memberships", e));
+    match offending {
+        Some(reason) => Err(KakuninError::Privilege(format!(
+            "role \"{role}\" cannot run agent SQL: {reason}"
+        ))),
+        None => Ok(oid),
+    }
+}
+
+/// Whether the session user may `SET ROLE` to `role`.
+fn session_user_may_become(role: pg_sys::Oid) -> bool {
+    // SAFETY: both read the role catalogs through the syscache.
+    unsafe {
+        let session = pg_sys::GetSessionUserId();
+        #[cfg(feature = "pg15")]
+        let allowed = pg_sys::is_member_of_role(session, role);
+        #[cfg(not(feature = "pg15"))]
+        let allowed = pg_sys::member_can_set_role(session, role);
+        allowed
+    }
+}
