@@ -66,6 +66,15 @@ def bind():
     print(f"   bind with proof of possession  {proof:9.0f} tps  = {proof / seed:4.2f}x  (reported, no target)")
 
 
+def agents():
+    plain, ours = tps(f"{out}/agent_plain.txt"), tps(f"{out}/agent_sandbox.txt")
+    ratio = plain / ours
+    print("\n== Agent SQL: pgbench, BEGIN; bind; one-row SELECT; COMMIT (2 clients, median of rounds)")
+    print(f"   SET LOCAL ROLE, then the SELECT        {plain:9.0f} tps  (baseline)")
+    print(f"   kakunin.execute_as_agent(the SELECT)   {ours:9.0f} tps  latency = {ratio:4.2f}x  target <= 1.50x  {verdict(ratio, 1.50)}")
+    print("   (the call also writes its audit entry, so its transaction commits a write)")
+
+
 def revocation():
     offline, online = tps(f"{out}/bind_offline.txt"), tps(f"{out}/bind_online.txt")
     webhook = float(open(f"{out}/webhook_us.txt").read().strip())
@@ -113,7 +122,8 @@ def audit():
     print("   for scale: Tessera ~2,900 appends/s on POSIX storage; supa_audit not advised above 3,000 writes/s")
 
 
-for name, section in (("rls_serial.txt", rls), ("bind_seed.txt", bind), ("webhook_us.txt", revocation),
+for name, section in (("rls_serial.txt", rls), ("bind_seed.txt", bind), ("agent_plain.txt", agents),
+                      ("webhook_us.txt", revocation),
                       ("api_keys.txt", api_keys), ("proof.txt", audit)):
     if have(name):
         section()

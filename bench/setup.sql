@@ -51,4 +51,9 @@ CREATE ROLE bench_agent LOGIN;
 GRANT SELECT ON bench_proofs, trades_a TO bench_agent;
 GRANT USAGE ON SEQUENCE bench_proof_seq TO bench_agent;
 
+-- The role agent SQL runs as (execute_as_agent), which the gateway may become.
+CREATE ROLE bench_reader NOLOGIN;
+GRANT SELECT ON trades_a TO bench_reader;
+GRANT bench_reader TO bench_user;
+
 SELECT kakunin.add_trust_anchor(:'root', 'bench root') \g /dev/null

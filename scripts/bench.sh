@@ -2,7 +2,7 @@
 # Benchmark harness: prints, in one run, our figures beside the baselines they
 # must beat, as ratios (see bench/report.py). Builds the extension in release
 # mode and uses its own throwaway cluster. `bench.sh SECTION` runs one section
-# (rls, bind, revocation, api_keys, audit); the default runs all of them.
+# (rls, bind, agents, revocation, api_keys, audit); the default runs all of them.
 # PG=18 make bench runs it against PostgreSQL 18 (default: 15).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -58,6 +58,16 @@ for _ in 1 2 3; do
   "${PGB[@]}" -U bench_user -f bench/bind_seed.pgbench >> "$OUT/bind_seed.txt" 2>&1
   "${PGB[@]}" -U bench_user -f bench/bind_gateway.pgbench >> "$OUT/bind_gateway.txt" 2>&1
   "${PGB[@]}" -U bench_agent -f bench/bind_proof.pgbench >> "$OUT/bind_proof.txt" 2>&1
+done
+
+fi
+
+if want agents; then
+echo "[bench] agent SQL: one-row SELECT through execute_as_agent vs after SET LOCAL ROLE (3 rounds of 10 s)"
+: > "$OUT/agent_plain.txt"; : > "$OUT/agent_sandbox.txt"
+for _ in 1 2 3; do
+  "${PGB[@]}" -U bench_user -f bench/agent_plain.pgbench >> "$OUT/agent_plain.txt" 2>&1
+  "${PGB[@]}" -U bench_user -f bench/agent_sandbox.pgbench >> "$OUT/agent_sandbox.txt" 2>&1
 done
 
 fi

@@ -87,5 +87,40 @@ SET ROLE demo_gateway;
 CALL kakunin.bind_agent_session(:'rogue');
 \set ON_ERROR_STOP on
 ROLLBACK;
+
 \echo
-\echo 'Done: two agents isolated, a revoked agent sees nothing, scope enforced on INSERT, forgery refused.'
+\echo '== 9. An agent tool holding a connection (the seed''s recipe: a privileged login role).'
+\echo '   Its SQL goes through kakunin.execute_as_agent: run as "authenticated" under agent-a, no way out.'
+-- The tool: runs what the agent wrote; a refusal is shown, not fatal.
+CREATE FUNCTION pg_temp.agent_tool(query text) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN
+    RETURN kakunin.execute_as_agent('authenticated', query)::text;
+EXCEPTION WHEN OTHERS THEN
+    RETURN 'refused (' || SQLSTATE || '): ' || SQLERRM;
+END $$;
+BEGIN;
+SET ROLE demo_gateway;
+CALL kakunin.bind_agent_session(:'agent_a');
+SELECT attempt AS "the agent's SQL", pg_temp.agent_tool(query) AS outcome FROM (VALUES
+    ('SELECT agent_id, instrument, quantity FROM trades', 'SELECT agent_id, instrument, quantity FROM trades ORDER BY id'),
+    ('RESET ROLE', 'RESET ROLE'),
+    ('SET ROLE postgres', 'SET ROLE postgres'),
+    ('set_config(''role'', …)', 'SELECT set_config(''role'', ''none'', true)'),
+    ('COMMIT, then carry on unbound', 'COMMIT; SELECT * FROM trades'),
+    ('bind agent-b (certificates are public)', format('CALL kakunin.bind_agent_session(%L)', :'agent_b')),
+    ('SET row_security = off', 'SET row_security = off'),
+    ('COPY … TO PROGRAM', 'COPY trades TO PROGRAM ''cat'''),
+    ('NOTIFY other sessions', 'SELECT pg_notify(''ops'', ''hi'')'),
+    ('PREPARE for later', 'PREPARE later AS SELECT * FROM trades'),
+    ('write while read-only', 'INSERT INTO trades (agent_id, instrument, venue, quantity, price) VALUES (''agent-a'', ''AAPL'', ''XNAS'', 1, 1)')
+) AS t(attempt, query);
+SELECT current_user AS "the session is still", kakunin_agent_id() AS "bound";
+COMMIT;
+\echo '   Every call is in the audit log, refusals included (their transaction rolled back):'
+SELECT actor_id, coalesce('row_count ' || (payload->>'row_count'), 'refused ' || (payload->>'sqlstate')) AS outcome,
+       count(*) AS calls
+FROM kakunin.audit_log WHERE action = 'agent.execute' GROUP BY 1, 2 ORDER BY 2;
+
+\echo
+\echo 'Done: two agents isolated, a revoked agent sees nothing, scope enforced on INSERT, forgery refused,'
+\echo 'and an agent''s own SQL kept inside its identity.'

@@ -25,17 +25,19 @@ pub fn admin_act(action: &str, payload: serde_json::Value) {
 /// given (not the table's defaults), as the extension owner: the caller's own
 /// right to append (the table's policies) plays no part.
 pub fn record(actor: &str, tenant: Option<&str>, action: &str, payload: serde_json::Value) {
-    privilege::as_extension_owner(|| {
-        spi::run(
-            "INSERT INTO kakunin.audit_log (tenant_id, actor_id, action, payload)
+    super::guard::as_extension(|| {
+        privilege::as_extension_owner(|| {
+            spi::run(
+                "INSERT INTO kakunin.audit_log (tenant_id, actor_id, action, payload)
              VALUES ($1, $2, $3, $4::jsonb)",
-            &[
-                tenant.into(),
-                actor.into(),
-                action.into(),
-                payload.to_string().into(),
-            ],
-        )
+                &[
+                    tenant.into(),
+                    actor.into(),
+                    action.into(),
+                    payload.to_string().into(),
+                ],
+            )
+        })
     })
     .unwrap_or_else(|e| spi_failed("record the entry in the audit log", e));
 }

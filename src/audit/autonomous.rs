@@ -124,16 +124,18 @@ pub extern "C-unwind" fn kakunin_audit_append_main(arg: pg_sys::Datum) {
             &[timeout.as_str().into()],
         )
         .and_then(|()| {
-            spi::run(
-                "INSERT INTO kakunin.audit_log (tenant_id, actor_id, action, payload)
+            super::guard::as_extension(|| {
+                spi::run(
+                    "INSERT INTO kakunin.audit_log (tenant_id, actor_id, action, payload)
                  VALUES ($1, $2, $3, $4::jsonb)",
-                &[
-                    entry["tenant"].as_str().into(),
-                    entry["actor"].as_str().unwrap_or("unknown").into(),
-                    entry["action"].as_str().unwrap_or("unknown").into(),
-                    entry["payload"].to_string().into(),
-                ],
-            )
+                    &[
+                        entry["tenant"].as_str().into(),
+                        entry["actor"].as_str().unwrap_or("unknown").into(),
+                        entry["action"].as_str().unwrap_or("unknown").into(),
+                        entry["payload"].to_string().into(),
+                    ],
+                )
+            })
         })
         .unwrap_or_else(|e| pgrx::error!("kakunin audit append: {e}"));
     });

@@ -11,6 +11,25 @@ use pgrx::prelude::*;
 thread_local! {
     /// True only while the sequencer writes seq and leaf_hash.
     static SEQUENCING: Cell<bool> = const { Cell::new(false) };
+    /// True only while the extension itself appends (`append::record`).
+    static EXTENSION_APPENDS: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Actions only the extension writes: an agent's own appends must not be
+/// mistaken for the record of its calls (issue 10).
+pub const RESERVED_ACTIONS: [&str; 1] = ["agent.execute"];
+
+/// Runs `f` with the extension's right to append [`RESERVED_ACTIONS`].
+pub fn as_extension<R>(f: impl FnOnce() -> R) -> R {
+    struct Reset;
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            EXTENSION_APPENDS.set(false);
+        }
+    }
+    EXTENSION_APPENDS.set(true);
+    let _reset = Reset;
+    f()
 }
 
 /// Runs `f` with the sequencer's right to fill in positions.
@@ -41,7 +60,9 @@ pub unsafe extern "C-unwind" fn kakunin_audit_guard(
         let event = (*trigger).tg_event & pg_sys::TRIGGER_EVENT_OPMASK;
         if event == pg_sys::TRIGGER_EVENT_INSERT {
             let tuple = (*trigger).tg_trigtuple;
-            check_payload(tuple, (*(*trigger).tg_relation).rd_att);
+            let desc = (*(*trigger).tg_relation).rd_att;
+            check_action(tuple, desc);
+            check_payload(tuple, desc);
             return pg_sys::Datum::from(tuple);
         }
         if event == pg_sys::TRIGGER_EVENT_UPDATE && SEQUENCING.get() {
@@ -63,6 +84,36 @@ pub unsafe extern "C-unwind" fn kakunin_audit_guard(
 }
 
 crate::pg::fmgr::fmgr_v1!(pg_finfo_kakunin_audit_guard);
+
+/// Refuses an entry whose action is reserved, unless the extension appends it.
+///
+/// # Safety
+/// `tuple` must be a live row of `desc`, a row of `kakunin.audit_log`.
+unsafe fn check_action(tuple: pg_sys::HeapTuple, desc: pg_sys::TupleDesc) {
+    if EXTENSION_APPENDS.get() {
+        return;
+    }
+    // SAFETY: the trigger's row and descriptor; SPI_getvalue returns a
+    // palloc'd string or NULL.
+    let action = unsafe {
+        let column = pg_sys::SPI_fnumber(desc, c"action".as_ptr());
+        let value = pg_sys::SPI_getvalue(tuple, desc, column);
+        (column > 0 && !value.is_null()).then(|| {
+            std::ffi::CStr::from_ptr(value)
+                .to_string_lossy()
+                .into_owned()
+        })
+    };
+    if let Some(action) = action.filter(|a| RESERVED_ACTIONS.contains(&a.as_str())) {
+        ereport!(
+            ERROR,
+            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            format!(
+                "audit action \"{action}\" is reserved for kakunin.execute_as_agent's own record"
+            )
+        );
+    }
+}
 
 /// The largest payload an entry may carry (its jsonb, in bytes): every
 /// verification, callable by anyone, reads every entry.

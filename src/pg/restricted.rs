@@ -1,13 +1,17 @@
 //! Restricted execution of caller-written SQL: while [`run`] is active, at any
 //! depth (the statements themselves, the functions they call, DO blocks):
 //!
-//! - utility statements are refused except `EXPLAIN`, `SHOW`, `CALL` and `DO`
-//!   (whose contents are checked in turn): no transaction control, `SET`,
-//!   `LOAD`, `COPY`, `LISTEN`/`NOTIFY`, `PREPARE`, cursors, DDL, role changes;
-//! - plans that call `pg_notify()` or `set_config()` are refused when they
-//!   start (built-in functions bypass fmgr hooks, so the plan is searched);
-//! - an executor still open when `run` returns (a cursor that would outlive
-//!   the call) is an error.
+//! - utility statements are refused except `EXPLAIN` (of a query), `SHOW`,
+//!   `CALL` and `DO` (whose contents are checked in turn): no transaction
+//!   control, `SET`, `LOAD`, `COPY`, `LISTEN`/`NOTIFY`, `PREPARE`, cursors,
+//!   DDL, role changes;
+//! - plans that call a function of [`DENIED_FUNCTIONS`] are refused when they
+//!   are made and when they start (built-in functions bypass fmgr hooks, so
+//!   the plan is searched; PL/pgSQL's simple expressions are planned but never
+//!   start an executor);
+//! - `run` refuses to start while the session has an open cursor (the SQL
+//!   could read it with the session's rights, or replace it), and an executor
+//!   or cursor still open when it returns is an error.
 //!
 //! Role and session-authorization changes by any route (`SET ROLE`, `RESET
 //! ROLE`, `set_config('role', …)`) are refused by PostgreSQL itself inside a
@@ -28,13 +32,79 @@ thread_local! {
 }
 
 static mut PREV_UTILITY: pg_sys::ProcessUtility_hook_type = None;
+static mut PREV_PLANNER: pg_sys::planner_hook_type = None;
 static mut PREV_START: pg_sys::ExecutorStart_hook_type = None;
 static mut PREV_END: pg_sys::ExecutorEnd_hook_type = None;
 
-/// OIDs of built-in functions refused inside: `pg_notify(text, text)` reaches
-/// other sessions; `set_config(text, text, boolean)` changes settings. Both
-/// OIDs are fixed in PostgreSQL's catalog (`pg_proc.dat`).
-const DENIED_FUNCTIONS: [(u32, &str); 2] = [(3036, "pg_notify"), (2078, "set_config")];
+/// Built-in functions refused inside, by name (in `pg_catalog`): they reach
+/// other sessions (`pg_notify`, signalling), change settings (`set_config`),
+/// keep effects past the call or its rollback (session advisory locks,
+/// `setseed`, WAL messages, replication slots), write in a read-only
+/// transaction (large objects), or show the session's own statements and
+/// cursors.
+const DENIED_FUNCTIONS: &[&str] = &[
+    "pg_notify",
+    "set_config",
+    "pg_cancel_backend",
+    "pg_terminate_backend",
+    "pg_advisory_lock",
+    "pg_advisory_lock_shared",
+    "pg_try_advisory_lock",
+    "pg_try_advisory_lock_shared",
+    "pg_advisory_unlock",
+    "pg_advisory_unlock_shared",
+    "pg_advisory_unlock_all",
+    "setseed",
+    "pg_logical_emit_message",
+    "pg_create_physical_replication_slot",
+    "pg_create_logical_replication_slot",
+    "pg_prepared_statement",
+    "pg_cursor",
+    "lo_creat",
+    "lo_create",
+    "lo_import",
+    "lo_export",
+    "lo_unlink",
+    "lo_from_bytea",
+    "lo_put",
+    "lo_get",
+    "lo_open",
+    "lo_close",
+    "loread",
+    "lowrite",
+    "lo_lseek",
+    "lo_lseek64",
+    "lo_tell",
+    "lo_tell64",
+    "lo_truncate",
+    "lo_truncate64",
+];
+
+thread_local! {
+    /// OID -> name of every [`DENIED_FUNCTIONS`] overload, resolved once per backend.
+    static DENIED: RefCell<Option<Vec<(u32, String)>>> = const { RefCell::new(None) };
+}
+
+fn resolve_denied() {
+    if DENIED.with_borrow(Option::is_some) {
+        return;
+    }
+    let names: Vec<&str> = DENIED_FUNCTIONS.to_vec();
+    let found = super::spi::connect(|client| {
+        client
+            .select(
+                "SELECT p.oid::pg_catalog.int8, p.proname::pg_catalog.text FROM pg_catalog.pg_proc p
+                 WHERE p.pronamespace OPERATOR(pg_catalog.=) 'pg_catalog'::pg_catalog.regnamespace
+                   AND p.proname OPERATOR(pg_catalog.=) ANY ($1::pg_catalog.name[])",
+                None,
+                &[names.into()],
+            )?
+            .map(|row| Ok((row.get::<i64>(1)?.unwrap_or(0) as u32, row.get::<String>(2)?.unwrap_or_default())))
+            .collect::<Result<Vec<_>, pgrx::spi::Error>>()
+    })
+    .unwrap_or_else(|e| super::error::spi_failed("find the functions agent SQL may not call", e));
+    DENIED.with_borrow_mut(|d| *d = Some(found));
+}
 
 /// Whether caller-written SQL is running restricted now.
 pub fn active() -> bool {
@@ -47,6 +117,8 @@ pub fn register() {
     unsafe {
         PREV_UTILITY = pg_sys::ProcessUtility_hook;
         pg_sys::ProcessUtility_hook = Some(on_utility);
+        PREV_PLANNER = pg_sys::planner_hook;
+        pg_sys::planner_hook = Some(on_planner);
         PREV_START = pg_sys::ExecutorStart_hook;
         pg_sys::ExecutorStart_hook = Some(on_executor_start);
         PREV_END = pg_sys::ExecutorEnd_hook;
@@ -54,9 +126,9 @@ pub fn register() {
     }
 }
 
-/// Runs `f` restricted. An executor `f` leaves open is an error (42501): a
-/// cursor must not outlive the restricted call. Not reentrant: callers refuse
-/// to start while [`active`].
+/// Runs `f` restricted. Refused (42501) while the session has an open
+/// cursor; a cursor or executor `f` leaves open is an error too. Not
+/// reentrant: callers refuse to start while [`active`].
 pub fn run<R>(f: impl FnOnce() -> R) -> R {
     struct Reset;
     impl Drop for Reset {
@@ -65,14 +137,49 @@ pub fn run<R>(f: impl FnOnce() -> R) -> R {
             OPEN.with_borrow_mut(Vec::clear);
         }
     }
+    resolve_denied();
+    if let Some(cursor) = open_cursor() {
+        ereport!(
+            ERROR,
+            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            format!("kakunin.execute_as_agent cannot run while the session has an open cursor (\"{cursor}\")"),
+            "The agent's SQL could read it with the session's rights, or replace it. Close it first (a PL/pgSQL FOR loop over a query keeps one open)."
+        );
+    }
     OPEN.with_borrow_mut(Vec::clear);
     ACTIVE.set(true);
-    let _reset = Reset;
+    let reset = Reset;
     let result = f();
-    if OPEN.with_borrow(|open| !open.is_empty()) {
+    let left_open = OPEN.with_borrow(|open| !open.is_empty());
+    drop(reset);
+    if left_open || open_cursor().is_some() {
         refuse("a cursor or portal opened by the query would outlive the call; close it before the query ends");
     }
     result
+}
+
+/// The name of a cursor open in this session, if any (`pg_cursors`: every
+/// portal SQL or PL/pgSQL could name), other than the portal running the
+/// caller's own statement (a named portal of the extended protocol).
+fn open_cursor() -> Option<String> {
+    // SAFETY: ActivePortal is NULL or the portal running now; its name is a
+    // NUL-terminated string it owns.
+    let running = unsafe {
+        let portal = pg_sys::ActivePortal;
+        if portal.is_null() || (*portal).name.is_null() {
+            String::new()
+        } else {
+            CStr::from_ptr((*portal).name)
+                .to_string_lossy()
+                .into_owned()
+        }
+    };
+    super::spi::select_one::<String>(
+        "SELECT name::pg_catalog.text FROM pg_catalog.pg_cursors
+         WHERE name OPERATOR(pg_catalog.<>) $1 LIMIT 1",
+        &[running.as_str().into()],
+    )
+    .unwrap_or_else(|e| super::error::spi_failed("list the session's cursors", e))
 }
 
 fn refuse(what: &str) -> ! {
@@ -85,27 +192,37 @@ fn refuse(what: &str) -> ! {
 }
 
 /// Utility statements allowed inside: they read, or run code that is itself
-/// checked here.
+/// checked here. `EXPLAIN` only of a query (`EXPLAIN ANALYZE CREATE TABLE …
+/// AS` or `… EXECUTE` would run a utility statement past this hook).
 fn utility_allowed(node: *mut pg_sys::Node) -> bool {
-    // SAFETY: a non-NULL node of a parse tree PostgreSQL handed us.
-    let tag = unsafe { (*node).type_ };
-    matches!(
-        tag,
-        pg_sys::NodeTag::T_ExplainStmt
-            | pg_sys::NodeTag::T_VariableShowStmt
+    // SAFETY: a non-NULL node of a parse tree PostgreSQL handed us; an
+    // ExplainStmt's query is a raw statement or an analyzed Query.
+    unsafe {
+        match (*node).type_ {
+            pg_sys::NodeTag::T_VariableShowStmt
             | pg_sys::NodeTag::T_CallStmt
-            | pg_sys::NodeTag::T_DoStmt
-    )
+            | pg_sys::NodeTag::T_DoStmt => true,
+            pg_sys::NodeTag::T_ExplainStmt => {
+                let inner = (*node.cast::<pg_sys::ExplainStmt>()).query;
+                !inner.is_null()
+                    && match (*inner).type_ {
+                        pg_sys::NodeTag::T_Query => {
+                            (*inner.cast::<pg_sys::Query>()).commandType
+                                != pg_sys::CmdType::CMD_UTILITY
+                        }
+                        _ => plannable(inner),
+                    }
+            }
+            _ => false,
+        }
+    }
 }
 
-/// Refuses a raw statement of caller-written SQL that the hooks would refuse
-/// when it runs, before anything runs, so the refusal names the statement as
-/// written (and transaction control, which SPI refuses before any hook sees
-/// it, gets the same clear error).
-pub fn check_statement(node: *mut pg_sys::Node) {
+/// A raw statement the planner handles (no utility).
+fn plannable(node: *mut pg_sys::Node) -> bool {
     // SAFETY: a non-NULL node of the raw parse tree.
     let tag = unsafe { node.as_ref().map(|n| n.type_) };
-    let plannable = matches!(
+    matches!(
         tag,
         Some(
             pg_sys::NodeTag::T_SelectStmt
@@ -114,8 +231,15 @@ pub fn check_statement(node: *mut pg_sys::Node) {
                 | pg_sys::NodeTag::T_DeleteStmt
                 | pg_sys::NodeTag::T_MergeStmt
         )
-    );
-    if !plannable {
+    )
+}
+
+/// Refuses a raw statement of caller-written SQL that the hooks would refuse
+/// when it runs, before anything runs, so the refusal names the statement as
+/// written (and transaction control, which SPI refuses before any hook sees
+/// it, gets the same clear error).
+pub fn check_statement(node: *mut pg_sys::Node) {
+    if !plannable(node) {
         check_utility(node);
     }
 }
@@ -124,6 +248,10 @@ pub fn check_statement(node: *mut pg_sys::Node) {
 fn check_utility(node: *mut pg_sys::Node) {
     if node.is_null() || utility_allowed(node) {
         return;
+    }
+    // SAFETY: a non-NULL node.
+    if unsafe { (*node).type_ } == pg_sys::NodeTag::T_ExplainStmt {
+        refuse("EXPLAIN of anything but a query is not allowed");
     }
     // SAFETY: CreateCommandTag reads the node; GetCommandTagName returns a
     // static string.
@@ -178,23 +306,59 @@ unsafe extern "C-unwind" fn on_utility(
     }
 }
 
-#[pg_guard]
-unsafe extern "C-unwind" fn on_executor_start(query_desc: *mut pg_sys::QueryDesc, eflags: i32) {
-    if active() {
-        // SAFETY: the QueryDesc PostgreSQL is starting; nodeToString
-        // serializes its plan (every expression, inlined functions included)
-        // into a palloc'd string in the current context.
-        let plan = unsafe {
-            let text = pg_sys::nodeToString((*query_desc).plannedstmt.cast());
-            let plan = CStr::from_ptr(text).to_string_lossy().into_owned();
-            pg_sys::pfree(text.cast());
-            plan
-        };
-        for (oid, name) in DENIED_FUNCTIONS {
-            if plan.contains(&format!(":funcid {oid} ")) {
+/// Refuses a plan that calls a denied function, found as a function OID in
+/// the plan's text form (every expression, inlined functions included).
+///
+/// # Safety
+/// `plan` must be a valid PlannedStmt.
+unsafe fn check_plan(plan: *mut pg_sys::PlannedStmt) {
+    // SAFETY: nodeToString serializes the plan into a palloc'd string.
+    let text = unsafe {
+        let raw = pg_sys::nodeToString(plan.cast());
+        let text = CStr::from_ptr(raw).to_string_lossy().into_owned();
+        pg_sys::pfree(raw.cast());
+        text
+    };
+    let called = text
+        .split(":funcid ")
+        .skip(1)
+        .chain(text.split(":opfuncid ").skip(1))
+        .filter_map(|rest| rest.split(' ').next()?.parse::<u32>().ok());
+    DENIED.with_borrow(|denied| {
+        for oid in called {
+            if let Some((_, name)) = denied.iter().flatten().find(|(d, _)| *d == oid) {
                 refuse(&format!("{name}() is not allowed"));
             }
         }
+    });
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn on_planner(
+    parse: *mut pg_sys::Query,
+    query_string: *const std::ffi::c_char,
+    cursor_options: i32,
+    bound_params: pg_sys::ParamListInfo,
+) -> *mut pg_sys::PlannedStmt {
+    // SAFETY: the previous hook (or the standard planner) with our arguments;
+    // its result is a valid PlannedStmt.
+    unsafe {
+        let plan = match PREV_PLANNER {
+            Some(prev) => prev(parse, query_string, cursor_options, bound_params),
+            None => pg_sys::standard_planner(parse, query_string, cursor_options, bound_params),
+        };
+        if active() {
+            check_plan(plan);
+        }
+        plan
+    }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn on_executor_start(query_desc: *mut pg_sys::QueryDesc, eflags: i32) {
+    if active() {
+        // SAFETY: the QueryDesc PostgreSQL is starting holds a valid plan.
+        unsafe { check_plan((*query_desc).plannedstmt) };
         OPEN.with_borrow_mut(|open| open.push(query_desc as usize));
     }
     // SAFETY: the previous hook (or the standard function) with our arguments.

@@ -239,6 +239,16 @@ fn as_role<R>(role: pg_sys::Oid, read_only: bool, f: impl FnOnce() -> R) -> R {
     result
 }
 
+/// Whether a string in `doc` holds U+0000.
+fn holds_nul(doc: &Value) -> bool {
+    match doc {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(items) => items.iter().any(holds_nul),
+        Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || holds_nul(v)),
+        _ => false,
+    }
+}
+
 /// Splits `query` into its statements (PostgreSQL's own parser), refusing
 /// before anything runs a statement that the restrictions would refuse, so
 /// the error names what the caller wrote.
@@ -297,7 +307,8 @@ fn rows_as_json(statements: &[String], max_rows: u64) -> Result<Value> {
 }
 
 /// A value as JSON: booleans and finite numbers as such, json and jsonb as
-/// the document, NULL as null, anything else in its type's text form.
+/// the document (in its text form if it holds a `\u0000`, which the jsonb
+/// result cannot carry), NULL as null, anything else in its type's text form.
 fn json_value(type_oid: pg_sys::Oid, text: Option<String>) -> Value {
     let Some(text) = text else {
         return Value::Null;
@@ -313,9 +324,10 @@ fn json_value(type_oid: pg_sys::Oid, text: Option<String>) -> Value {
         | pg_sys::NUMERICOID => serde_json::from_str::<serde_json::Number>(&text)
             .map(Value::Number)
             .unwrap_or(Value::String(text)),
-        pg_sys::JSONOID | pg_sys::JSONBOID => {
-            serde_json::from_str(&text).unwrap_or(Value::String(text))
-        }
+        pg_sys::JSONOID | pg_sys::JSONBOID => serde_json::from_str::<Value>(&text)
+            .ok()
+            .filter(|doc| !holds_nul(doc))
+            .unwrap_or(Value::String(text)),
         _ => Value::String(text),
     }
 }

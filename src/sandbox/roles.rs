@@ -9,15 +9,11 @@ use pgrx::pg_sys;
 use crate::pg::error::{spi_failed, KakuninError, Result};
 use crate::pg::spi;
 
-/// Roles whose privileges leave the sandbox: binding without proof,
-/// administering the extension, reading, writing or running server files.
-const FORBIDDEN: [&str; 5] = [
-    "kakunin_gateway",
-    "kakunin_admin",
-    "pg_read_server_files",
-    "pg_write_server_files",
-    "pg_execute_server_program",
-];
+/// Roles whose privileges leave the sandbox: binding without proof and
+/// administering the extension. Every predefined role (`pg_*`: server files,
+/// reading or writing all data, signalling backends, monitoring other
+/// sessions, …) is refused as well.
+const FORBIDDEN: [&str; 2] = ["kakunin_gateway", "kakunin_admin"];
 
 /// The OID of `role` if agent SQL may run as it; else a refusal naming why:
 /// 42704 for a role that does not exist, 42501 for every other reason.
@@ -55,8 +51,10 @@ pub fn check(role: &str) -> Result<pg_sys::Oid> {
                 OPERATOR(pg_catalog.||) CASE
                   WHEN a.rolsuper THEN ' is a superuser'
                   WHEN a.rolbypassrls THEN ' has BYPASSRLS'
-                  WHEN a.rolname OPERATOR(pg_catalog.=) ANY ($2::text[]) THEN
-                       ' grants privileges that leave the sandbox (binding without proof, administration, server files)'
+                  WHEN a.rolreplication THEN ' has REPLICATION'
+                  WHEN a.rolcreaterole THEN ' has CREATEROLE'
+                  WHEN a.rolname OPERATOR(pg_catalog.=) ANY ($2::text[]) OR pg_catalog.starts_with(a.rolname::text, 'pg_') THEN
+                       ' grants privileges that leave the sandbox (binding without proof, administration, server-wide powers)'
                   ELSE ' owns table ' OPERATOR(pg_catalog.||) t.relid::pg_catalog.regclass::text
                        OPERATOR(pg_catalog.||) ', whose row-level security is not FORCEd (its owner skips its policies)'
                 END
@@ -65,7 +63,8 @@ pub fn check(role: &str) -> Result<pg_sys::Oid> {
              SELECT c.oid AS relid FROM pg_catalog.pg_class c
              WHERE c.relowner OPERATOR(pg_catalog.=) a.oid AND c.relrowsecurity AND NOT c.relforcerowsecurity
              ORDER BY c.oid LIMIT 1) t ON true
-         WHERE a.rolsuper OR a.rolbypassrls OR a.rolname OPERATOR(pg_catalog.=) ANY ($2::text[])
+         WHERE a.rolsuper OR a.rolbypassrls OR a.rolreplication OR a.rolcreaterole
+            OR a.rolname OPERATOR(pg_catalog.=) ANY ($2::text[]) OR pg_catalog.starts_with(a.rolname::text, 'pg_')
             OR t.relid IS NOT NULL
          ORDER BY pg_catalog.array_length(reach.path, 1), a.rolname
          LIMIT 1",

@@ -99,8 +99,10 @@ GRANT INSERT ON hostile_outcomes TO PUBLIC;
 CREATE FUNCTION kakunin_test.hostile_run() RETURNS void LANGUAGE plpgsql AS $$
 DECLARE c record;
 BEGIN
-    FOR c IN SELECT ord, sql FROM pg_temp.hostile_calls
-             WHERE as_role OPERATOR(pg_catalog.=) CURRENT_USER ORDER BY ord LOOP
+    -- Over an array, not a query: a FOR loop over a query keeps a cursor open,
+    -- and kakunin.execute_as_agent refuses to run beside one.
+    FOREACH c IN ARRAY (SELECT pg_catalog.array_agg(h ORDER BY h.ord) FROM pg_temp.hostile_calls h
+                        WHERE h.as_role OPERATOR(pg_catalog.=) CURRENT_USER) LOOP
         BEGIN
             EXECUTE c.sql;
             INSERT INTO pg_temp.hostile_outcomes VALUES (c.ord, 'ok');

@@ -2,7 +2,7 @@
 -- under the identity bound in the transaction. Every escape is attempted and
 -- must be refused, and nothing may leak: rows, role, binding, settings.
 BEGIN;
-SELECT plan(71);
+SELECT plan(87);
 CALL kakunin_test.share_pgtap();
 
 -- What must be exactly as before after every call, refused or not.
@@ -44,6 +44,8 @@ SELECT is(kakunin.execute_as_agent('authenticated', 'SELECT current_user AS u, s
 SELECT is(kakunin.execute_as_agent('authenticated',
     'SELECT 1 AS one; SELECT 2.5 AS n, true AS b, NULL::text AS z, ''{"k": [1]}''::jsonb AS j, ''x'' AS t')->'rows'->0,
     '{"n": 2.5, "b": true, "z": null, "j": {"k": [1]}, "t": "x"}', 'several statements: the last one''s row, values as JSON');
+SELECT is(kakunin.execute_as_agent('authenticated', $q$SELECT '"\u0000"'::json AS j$q$)->'rows'->0->>'j', '"\u0000"',
+    'a json value jsonb cannot hold comes back in its text form, not as an error');
 SELECT is((SELECT s FROM before), pg_temp.state(), 'the session is exactly as before');
 
 -- 2. Every escape, refused with 42501 (or PostgreSQL's own refusal), changing nothing.
@@ -109,10 +111,43 @@ SELECT matches(kakunin_test.error_of($$SELECT kakunin.execute_as_agent('authenti
 SELECT matches(kakunin_test.error_of($$SELECT kakunin.execute_as_agent('authenticated', 'CREATE TABLE public.agent_made (x int)')$$),
     '^42501: CREATE TABLE is not allowed', 'DDL');
 SELECT matches(kakunin_test.error_of($$SELECT kakunin.execute_as_agent('authenticated',
+    'EXPLAIN (ANALYZE) CREATE TABLE public.agent_made AS SELECT * FROM trades')$$),
+    '^42501: EXPLAIN of anything but a query is not allowed', 'DDL wrapped in EXPLAIN ANALYZE');
+SELECT matches(kakunin_test.error_of($$SELECT kakunin.execute_as_agent('authenticated', 'EXPLAIN (ANALYZE) EXECUTE some_statement')$$),
+    '^42501: EXPLAIN of anything but a query is not allowed', 'EXPLAIN ANALYZE EXECUTE of the session''s statements');
+SELECT is(kakunin.execute_as_agent('authenticated', 'EXPLAIN (COSTS OFF) SELECT 1')->'row_count', '1', 'EXPLAIN of a query is allowed');
+SELECT matches(kakunin_test.error_of($$SELECT kakunin.execute_as_agent('authenticated',
+    'DO $d$ DECLARE v text; BEGIN v := pg_notify(''agents'', ''x'')::text; END $d$')$$),
+    '^42501: pg_notify\(\) is not allowed', 'pg_notify() in a PL/pgSQL expression (planned, never an executor)');
+SELECT matches(kakunin_test.error_of($$SELECT kakunin.execute_as_agent('authenticated',
+    'DO $d$ DECLARE v text; BEGIN v := set_config(''search_path'', ''pg_temp'', false); END $d$')$$),
+    '^42501: set_config\(\) is not allowed', 'set_config() in a PL/pgSQL expression');
+SELECT matches(kakunin_test.error_of($$SELECT kakunin.execute_as_agent('authenticated',
+    'DO $d$ DECLARE c refcursor := ''planted''; BEGIN OPEN c FOR EXECUTE ''EXPLAIN SELECT 1''; END $d$')$$),
+    '^42501: a cursor or portal opened by the query would outlive the call', 'a cursor over a utility statement, planted for later');
+SELECT matches(kakunin_test.error_of($$SELECT kakunin.execute_as_agent('authenticated', 'SELECT lo_from_bytea(0, ''x'')')$$),
+    '^42501: lo_from_bytea\(\) is not allowed', 'large objects (writable even in a read-only transaction)');
+SELECT matches(kakunin_test.error_of($$SELECT kakunin.execute_as_agent('authenticated', 'SELECT pg_advisory_lock(4242)')$$),
+    '^42501: pg_advisory_lock\(\) is not allowed', 'session advisory locks (they outlive a rollback)');
+SELECT matches(kakunin_test.error_of($$SELECT kakunin.execute_as_agent('authenticated', 'SELECT setseed(0.5)')$$),
+    '^42501: setseed\(\) is not allowed', 'setseed (the session''s random() after the call)');
+SELECT matches(kakunin_test.error_of($$SELECT kakunin.execute_as_agent('authenticated',
+    'SELECT pg_logical_emit_message(false, ''p'', ''x'')')$$),
+    '^42501: pg_logical_emit_message\(\) is not allowed', 'WAL messages');
+SELECT matches(kakunin_test.error_of($$SELECT kakunin.execute_as_agent('authenticated', 'SELECT * FROM pg_prepared_statements')$$),
+    '^42501: pg_prepared_statement\(\) is not allowed', 'the session''s prepared statements');
+SELECT matches(kakunin_test.error_of($$SELECT kakunin.execute_as_agent('authenticated',
+    'SELECT kakunin.audit(''agent.execute'', ''{"role": "forged"}'')', false)$$),
+    '^42501: audit action "agent.execute" is reserved', 'forging the record of a call');
+DECLARE sessions_cursor CURSOR FOR SELECT * FROM trades;
+SELECT matches(kakunin_test.error_of($$SELECT kakunin.execute_as_agent('authenticated', 'SELECT 1')$$),
+    '^42501: kakunin.execute_as_agent cannot run while the session has an open cursor \("sessions_cursor"\)', 'the session''s own cursor (the SQL could read it with the session''s rights)');
+CLOSE sessions_cursor;
+SELECT matches(kakunin_test.error_of($$SELECT kakunin.execute_as_agent('authenticated',
     'SELECT kakunin.execute_as_agent(''authenticated'', ''SELECT 1'')')$$),
     '^42501: kakunin.execute_as_agent cannot be called from inside itself', 'nested calls');
 SELECT is(pg_temp.state(), (SELECT s FROM before), 'after every refusal the session is exactly as before: role, binding, settings, rows, no prepared statement, cursor or channel');
-SELECT cmp_ok(pg_temp.refusals() - (SELECT r FROM before), '>=', 29::bigint,
+SELECT is(pg_temp.refusals() - (SELECT r FROM before), 41::bigint,
     'every refusal is in the audit log though its transaction rolled back');
 SELECT is((SELECT payload - 'query_sha256' FROM kakunin.audit_log
            WHERE action = 'agent.execute' AND payload ? 'sqlstate' ORDER BY id DESC LIMIT 1),
@@ -167,6 +202,8 @@ CREATE ROLE x_inherits NOLOGIN;
 CREATE ROLE x_sets_only NOLOGIN NOINHERIT;
 CREATE ROLE x_deep NOLOGIN;
 CREATE ROLE x_files NOLOGIN;
+CREATE ROLE x_reads_all NOLOGIN IN ROLE pg_read_all_data;
+CREATE ROLE x_replicates NOLOGIN REPLICATION;
 GRANT x_bypass TO x_inherits;
 GRANT x_inherits TO x_deep;
 GRANT x_super TO x_sets_only;  -- NOINHERIT: SET only (PostgreSQL 15 has no per-grant INHERIT)
@@ -190,6 +227,11 @@ SELECT matches(kakunin_test.error_of($$SELECT kakunin.execute_as_agent('x_sets_o
 SELECT matches(kakunin_test.error_of($$SELECT kakunin.execute_as_agent('x_files', 'SELECT 1')$$),
     '^42501: role "x_files" cannot run agent SQL: it can reach role pg_read_server_files, which grants privileges that leave the sandbox',
     'a role reaching pg_read_server_files');
+SELECT matches(kakunin_test.error_of($$SELECT kakunin.execute_as_agent('x_reads_all', 'SELECT 1')$$),
+    '^42501: role "x_reads_all" cannot run agent SQL: it can reach role pg_read_all_data, which grants privileges',
+    'a role reaching pg_read_all_data (it reads the extension''s secrets)');
+SELECT matches(kakunin_test.error_of($$SELECT kakunin.execute_as_agent('x_replicates', 'SELECT 1')$$),
+    '^42501: role "x_replicates" cannot run agent SQL: it has REPLICATION', 'a REPLICATION role');
 SELECT matches(kakunin_test.error_of($$SELECT kakunin.execute_as_agent('kakunin_gateway', 'SELECT 1')$$),
     '^42501: role "kakunin_gateway" cannot run agent SQL: it grants privileges', 'kakunin_gateway itself');
 SELECT matches(kakunin_test.error_of($$SELECT kakunin.execute_as_agent('admin_user', 'SELECT 1')$$),
