@@ -116,6 +116,7 @@ SELECT attempt AS "the agent's SQL", pg_temp.agent_tool(query) AS outcome FROM (
 ) AS t(attempt, query);
 SELECT current_user AS "the session is still", kakunin_agent_id() AS "bound";
 COMMIT;
+RESET ROLE;
 \echo '   Every call is in the audit log, refusals included (their transaction rolled back):'
 SELECT actor_id, coalesce('row_count ' || (payload->>'row_count'), 'refused ' || (payload->>'sqlstate')) AS outcome,
        count(*) AS calls

@@ -21,27 +21,24 @@ pub const RESERVED_ACTIONS: [&str; 1] = ["agent.execute"];
 
 /// Runs `f` with the extension's right to append [`RESERVED_ACTIONS`].
 pub fn as_extension<R>(f: impl FnOnce() -> R) -> R {
-    struct Reset;
-    impl Drop for Reset {
-        fn drop(&mut self) {
-            EXTENSION_APPENDS.set(false);
-        }
-    }
-    EXTENSION_APPENDS.set(true);
-    let _reset = Reset;
-    f()
+    with_flag(&EXTENSION_APPENDS, f)
 }
 
 /// Runs `f` with the sequencer's right to fill in positions.
 pub fn as_sequencer<R>(f: impl FnOnce() -> R) -> R {
-    struct Reset;
+    with_flag(&SEQUENCING, f)
+}
+
+/// Runs `f` with `flag` set, cleared afterwards however `f` ends.
+fn with_flag<R>(flag: &'static std::thread::LocalKey<Cell<bool>>, f: impl FnOnce() -> R) -> R {
+    struct Reset(&'static std::thread::LocalKey<Cell<bool>>);
     impl Drop for Reset {
         fn drop(&mut self) {
-            SEQUENCING.set(false);
+            self.0.set(false);
         }
     }
-    SEQUENCING.set(true);
-    let _reset = Reset;
+    flag.set(true);
+    let _reset = Reset(flag);
     f()
 }
 
