@@ -64,10 +64,11 @@ fi
 
 if want agents; then
 echo "[bench] agent SQL: one-row SELECT through execute_as_agent vs after SET LOCAL ROLE (3 rounds of 10 s)"
-: > "$OUT/agent_plain.txt"; : > "$OUT/agent_sandbox.txt"
+: > "$OUT/agent_plain.txt"; : > "$OUT/agent_sandbox.txt"; : > "$OUT/agent_plain_10.txt"; : > "$OUT/agent_sandbox_10.txt"
 for _ in 1 2 3; do
-  "${PGB[@]}" -U bench_user -f bench/agent_plain.pgbench >> "$OUT/agent_plain.txt" 2>&1
-  "${PGB[@]}" -U bench_user -f bench/agent_sandbox.pgbench >> "$OUT/agent_sandbox.txt" 2>&1
+  for kind in plain sandbox plain_10 sandbox_10; do
+    "${PGB[@]}" -U bench_user -f "bench/agent_$kind.pgbench" >> "$OUT/agent_$kind.txt" 2>&1
+  done
 done
 
 fi

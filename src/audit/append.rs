@@ -25,21 +25,46 @@ pub fn admin_act(action: &str, payload: serde_json::Value) {
 /// given (not the table's defaults), as the extension owner: the caller's own
 /// right to append (the table's policies) plays no part.
 pub fn record(actor: &str, tenant: Option<&str>, action: &str, payload: serde_json::Value) {
-    super::guard::as_extension(|| {
+    thread_local! {
+        static PLAN: Cell<pg_sys::SPIPlanPtr> = const { Cell::new(std::ptr::null_mut()) };
+    }
+    let text = |s: &str| s.into_datum().unwrap_or(pg_sys::Datum::from(0));
+    let payload = pgrx::JsonB(payload)
+        .into_datum()
+        .unwrap_or(pg_sys::Datum::from(0));
+    // The tenant travels as a zero- or one-element array: a kept plan's
+    // arguments here carry no NULL flags, and `(array)[1]` is NULL when empty.
+    let tenant = tenant
+        .map(str::to_string)
+        .into_iter()
+        .collect::<Vec<String>>()
+        .into_datum()
+        .unwrap_or(pg_sys::Datum::from(0));
+    let args = [tenant, text(actor), text(action), payload];
+    let inserted = super::guard::as_extension(|| {
         privilege::as_extension_owner(|| {
-            spi::run(
-                "INSERT INTO kakunin.audit_log (tenant_id, actor_id, action, payload)
-             VALUES ($1, $2, $3, $4::jsonb)",
+            spi::query(
+                Visibility::Write,
+                &PLAN,
+                c"INSERT INTO kakunin.audit_log (tenant_id, actor_id, action, payload)
+                  VALUES ($1[1], $2, $3, $4) RETURNING id",
                 &[
-                    tenant.into(),
-                    actor.into(),
-                    action.into(),
-                    payload.to_string().into(),
+                    pg_sys::TEXTARRAYOID,
+                    pg_sys::TEXTOID,
+                    pg_sys::TEXTOID,
+                    pg_sys::JSONBOID,
                 ],
+                &args,
+                |row| row.get::<i64>(1),
             )
         })
-    })
-    .unwrap_or_else(|e| spi_failed("record the entry in the audit log", e));
+    });
+    if inserted.is_empty() {
+        spi_failed(
+            "record the entry in the audit log",
+            pgrx::spi::Error::NoTupleTable,
+        );
+    }
 }
 
 /// `kakunin.audit(action text, payload jsonb DEFAULT '{}') → bigint`: appends

@@ -21,6 +21,8 @@ use super::spi::Visibility;
 
 thread_local! {
     static EPOCH: Cell<u64> = const { Cell::new(1) };
+    /// Bumped by any change to roles, memberships or relations.
+    static CATALOG_EPOCH: Cell<u64> = const { Cell::new(1) };
     static WATCHED: RefCell<Option<Vec<pg_sys::Oid>>> = const { RefCell::new(None) };
 }
 
@@ -31,12 +33,35 @@ pub fn register() {
         pg_sys::CacheRegisterRelcacheCallback(
             Some(on_relcache_invalidation),
             pg_sys::Datum::from(0),
-        )
+        );
+        for cache in [
+            pg_sys::SysCacheIdentifier::AUTHOID,
+            pg_sys::SysCacheIdentifier::AUTHMEMMEMROLE,
+        ] {
+            pg_sys::CacheRegisterSyscacheCallback(
+                cache as i32,
+                Some(on_role_invalidation),
+                pg_sys::Datum::from(0),
+            );
+        }
     };
 }
 
 #[pg_guard]
+unsafe extern "C-unwind" fn on_role_invalidation(_arg: pg_sys::Datum, _cache: i32, _hash: u32) {
+    CATALOG_EPOCH.set(CATALOG_EPOCH.get().wrapping_add(1));
+}
+
+/// Changes whenever a role, a membership or any relation may have changed
+/// (drain pending invalidations with [`Read::new`] first): what is derived
+/// from them is valid while this does not change.
+pub fn catalog_epoch() -> u64 {
+    CATALOG_EPOCH.get()
+}
+
+#[pg_guard]
 unsafe extern "C-unwind" fn on_relcache_invalidation(_arg: pg_sys::Datum, relid: pg_sys::Oid) {
+    CATALOG_EPOCH.set(CATALOG_EPOCH.get().wrapping_add(1));
     // Only our tables matter; their OIDs are resolved outside the callback
     // (callbacks must not read the catalogs). Until they are, or for a
     // "everything" reset (InvalidOid), every invalidation counts.

@@ -29,6 +29,9 @@ thread_local! {
     static ACTIVE: Cell<bool> = const { Cell::new(false) };
     /// Executors started while restricted and not yet ended (QueryDesc addresses).
     static OPEN: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
+    /// Plans checked while restricted (PlannedStmt addresses): every plan made
+    /// then was checked by the planner hook, so a start need not search again.
+    static CHECKED: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
 }
 
 static mut PREV_UTILITY: pg_sys::ProcessUtility_hook_type = None;
@@ -135,15 +138,16 @@ pub fn run<R>(f: impl FnOnce() -> R) -> R {
         fn drop(&mut self) {
             ACTIVE.set(false);
             OPEN.with_borrow_mut(Vec::clear);
+            CHECKED.with_borrow_mut(Vec::clear);
         }
     }
     resolve_denied();
-    if let Some(cursor) = open_cursor() {
+    if open_cursors() {
         ereport!(
             ERROR,
             PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
-            format!("kakunin.execute_as_agent cannot run while the session has an open cursor (\"{cursor}\")"),
-            "The agent's SQL could read it with the session's rights, or replace it. Close it first (a PL/pgSQL FOR loop over a query keeps one open)."
+            "kakunin.execute_as_agent cannot run while the session has an open cursor",
+            "The agent's SQL could read it with the session's rights, or replace it. Close it first (see pg_cursors; a PL/pgSQL FOR loop over a query keeps one open)."
         );
     }
     OPEN.with_borrow_mut(Vec::clear);
@@ -152,34 +156,18 @@ pub fn run<R>(f: impl FnOnce() -> R) -> R {
     let result = f();
     let left_open = OPEN.with_borrow(|open| !open.is_empty());
     drop(reset);
-    if left_open || open_cursor().is_some() {
+    if left_open || open_cursors() {
         refuse("a cursor or portal opened by the query would outlive the call; close it before the query ends");
     }
     result
 }
 
-/// The name of a cursor open in this session, if any (`pg_cursors`: every
-/// portal SQL or PL/pgSQL could name), other than the portal running the
-/// caller's own statement (a named portal of the extended protocol).
-fn open_cursor() -> Option<String> {
-    // SAFETY: ActivePortal is NULL or the portal running now; its name is a
-    // NUL-terminated string it owns.
-    let running = unsafe {
-        let portal = pg_sys::ActivePortal;
-        if portal.is_null() || (*portal).name.is_null() {
-            String::new()
-        } else {
-            CStr::from_ptr((*portal).name)
-                .to_string_lossy()
-                .into_owned()
-        }
-    };
-    super::spi::select_one::<String>(
-        "SELECT name::pg_catalog.text FROM pg_catalog.pg_cursors
-         WHERE name OPERATOR(pg_catalog.<>) $1 LIMIT 1",
-        &[running.as_str().into()],
-    )
-    .unwrap_or_else(|e| super::error::spi_failed("list the session's cursors", e))
+/// Whether a cursor is open in this session: a portal ready to be fetched
+/// from (declared, held, opened by PL/pgSQL), which SQL or PL/pgSQL could
+/// name. The portal running the caller's statement is active, not ready.
+fn open_cursors() -> bool {
+    // SAFETY: walks this backend's portal table without changing it.
+    !unsafe { pg_sys::ThereAreNoReadyPortals() }
 }
 
 fn refuse(what: &str) -> ! {
@@ -312,6 +300,9 @@ unsafe extern "C-unwind" fn on_utility(
 /// # Safety
 /// `plan` must be a valid PlannedStmt.
 unsafe fn check_plan(plan: *mut pg_sys::PlannedStmt) {
+    if CHECKED.with_borrow(|checked| checked.contains(&(plan as usize))) {
+        return;
+    }
     // SAFETY: nodeToString serializes the plan into a palloc'd string.
     let text = unsafe {
         let raw = pg_sys::nodeToString(plan.cast());
@@ -331,6 +322,7 @@ unsafe fn check_plan(plan: *mut pg_sys::PlannedStmt) {
             }
         }
     });
+    CHECKED.with_borrow_mut(|checked| checked.push(plan as usize));
 }
 
 #[pg_guard]

@@ -2,12 +2,15 @@
 //! become, and from which no privilege that defeats row-level security or
 //! the extension can be reached.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::ffi::CString;
 
 use pgrx::pg_sys;
 
 use crate::pg::error::{spi_failed, KakuninError, Result};
-use crate::pg::spi;
+use crate::pg::invalidation::{self, Read};
+use crate::pg::spi::{self, Visibility};
 
 /// Roles whose privileges leave the sandbox: binding without proof and
 /// administering the extension. Every predefined role (`pg_*`: server files,
@@ -23,6 +26,9 @@ const FORBIDDEN: [&str; 2] = ["kakunin_gateway", "kakunin_admin"];
 /// is not FORCEd (owners skip their own policies), or is one of [`FORBIDDEN`];
 /// and one that reaches any such role through membership, transitively,
 /// whether the grant has INHERIT or only SET (either lets SQL act as it).
+///
+/// The verdict is cached per backend until a role, a membership or a
+/// relation changes (`pg::invalidation::catalog_epoch`).
 pub fn check(role: &str) -> Result<pg_sys::Oid> {
     let name = CString::new(role)
         .map_err(|_| KakuninError::InvalidArgument("role must not contain a NUL byte".into()))?;
@@ -33,10 +39,40 @@ pub fn check(role: &str) -> Result<pg_sys::Oid> {
             "role \"{role}\" does not exist"
         )));
     }
+    Read::new(Visibility::Latest);
+    // SAFETY: reads the session user of this backend.
+    let key = (oid, unsafe { pg_sys::GetSessionUserId() });
+    let epoch = invalidation::catalog_epoch();
+    if let Some(verdict) = VERDICTS.with_borrow(|v| {
+        v.get(&key)
+            .filter(|(e, _)| *e == epoch)
+            .map(|(_, r)| r.clone())
+    }) {
+        return verdict.map(|()| oid).map_err(KakuninError::Privilege);
+    }
+    let verdict = verdict(role, oid);
+    VERDICTS.with_borrow_mut(|v| {
+        if v.len() >= 256 {
+            v.clear();
+        }
+        v.insert(key, (epoch, verdict.clone()));
+    });
+    verdict.map(|()| oid).map_err(KakuninError::Privilege)
+}
+
+/// (role, session user) -> (catalog epoch, the refusal's message if refused).
+type Verdicts = HashMap<(pg_sys::Oid, pg_sys::Oid), (u64, std::result::Result<(), String>)>;
+
+thread_local! {
+    static VERDICTS: RefCell<Verdicts> = RefCell::new(HashMap::new());
+}
+
+/// Why `role` (`oid`) may not run agent SQL, if it may not.
+fn verdict(role: &str, oid: pg_sys::Oid) -> std::result::Result<(), String> {
     if !session_user_may_become(oid) {
-        return Err(KakuninError::Privilege(format!(
+        return Err(format!(
             "role \"{role}\" cannot run agent SQL: the session user may not become it (SET ROLE would be refused)"
-        )));
+        ));
     }
     let offending = spi::select_one::<String>(
         "WITH RECURSIVE reach(oid, path) AS (
@@ -72,10 +108,8 @@ pub fn check(role: &str) -> Result<pg_sys::Oid> {
     )
     .unwrap_or_else(|e| spi_failed("read the role's memberships", e));
     match offending {
-        Some(reason) => Err(KakuninError::Privilege(format!(
-            "role \"{role}\" cannot run agent SQL: {reason}"
-        ))),
-        None => Ok(oid),
+        Some(reason) => Err(format!("role \"{role}\" cannot run agent SQL: {reason}")),
+        None => Ok(()),
     }
 }
 
