@@ -68,6 +68,21 @@ pub fn append(
         .load_dynamic()
         .map_err(|_| "no background worker slot is free (max_worker_processes)".to_string())
         .and_then(|worker| {
+            // A cancel pending from the statement that failed (its timeout, say)
+            // must not cut the wait short and lose the record: interrupts are
+            // held until the worker ends, which its own statement and lock
+            // timeouts bound (or its exit, or the postmaster's death).
+            struct Held;
+            impl Drop for Held {
+                fn drop(&mut self) {
+                    // SAFETY: undoes the increment below.
+                    unsafe { pg_sys::InterruptHoldoffCount -= 1 };
+                }
+            }
+            // SAFETY: HOLD_INTERRUPTS on this backend's counter; `Held`
+            // undoes it (RESUME_INTERRUPTS) however the wait ends.
+            unsafe { pg_sys::InterruptHoldoffCount += 1 };
+            let _held = Held;
             worker
                 .wait_for_shutdown()
                 .map_err(|status| format!("the audit worker did not finish ({status:?})"))

@@ -101,7 +101,13 @@ unsafe fn check_action(tuple: pg_sys::HeapTuple, desc: pg_sys::TupleDesc) {
                 .into_owned()
         })
     };
-    if let Some(action) = action.filter(|a| RESERVED_ACTIONS.contains(&a.as_str())) {
+    // Look-alikes too: case and surrounding spaces make no other action.
+    let reserved = |a: &String| {
+        RESERVED_ACTIONS
+            .iter()
+            .any(|r| a.trim().eq_ignore_ascii_case(r))
+    };
+    if let Some(action) = action.filter(reserved) {
         ereport!(
             ERROR,
             PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,

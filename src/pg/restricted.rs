@@ -43,8 +43,8 @@ static mut PREV_END: pg_sys::ExecutorEnd_hook_type = None;
 /// other sessions (`pg_notify`, signalling), change settings (`set_config`),
 /// keep effects past the call or its rollback (session advisory locks,
 /// `setseed`, WAL messages, replication slots), write in a read-only
-/// transaction (large objects), or show the session's own statements and
-/// cursors.
+/// transaction (large objects), or show the session's own statements, the
+/// caller's whole query text (`current_query`, which may hold a key) and cursors.
 const DENIED_FUNCTIONS: &[&str] = &[
     "pg_notify",
     "set_config",
@@ -63,6 +63,7 @@ const DENIED_FUNCTIONS: &[&str] = &[
     "pg_create_logical_replication_slot",
     "pg_prepared_statement",
     "pg_cursor",
+    "current_query",
     "lo_creat",
     "lo_create",
     "lo_import",
@@ -264,8 +265,16 @@ unsafe extern "C-unwind" fn on_utility(
     qc: *mut pg_sys::QueryCompletion,
 ) {
     if active() {
-        // SAFETY: PostgreSQL passes a valid PlannedStmt for a utility command.
-        check_utility(unsafe { (*pstmt).utilityStmt });
+        // SAFETY: PostgreSQL passes a valid PlannedStmt for a utility command;
+        // a CallStmt's funcexpr is its analyzed call, evaluated outside any
+        // plan (ExecuteCallStmt), so its arguments are searched here.
+        unsafe {
+            let statement = (*pstmt).utilityStmt;
+            check_utility(statement);
+            if !statement.is_null() && (*statement).type_ == pg_sys::NodeTag::T_CallStmt {
+                check_node((*statement.cast::<pg_sys::CallStmt>()).funcexpr.cast());
+            }
+        }
     }
     // SAFETY: the previous hook (or the standard function) with our arguments.
     unsafe {
@@ -294,8 +303,8 @@ unsafe extern "C-unwind" fn on_utility(
     }
 }
 
-/// Refuses a plan that calls a denied function, found as a function OID in
-/// the plan's text form (every expression, inlined functions included).
+/// Refuses a plan that calls a denied function (see [`check_node`]), each
+/// plan once per restricted run.
 ///
 /// # Safety
 /// `plan` must be a valid PlannedStmt.
@@ -303,26 +312,58 @@ unsafe fn check_plan(plan: *mut pg_sys::PlannedStmt) {
     if CHECKED.with_borrow(|checked| checked.contains(&(plan as usize))) {
         return;
     }
-    // SAFETY: nodeToString serializes the plan into a palloc'd string.
-    let text = unsafe {
-        let raw = pg_sys::nodeToString(plan.cast());
-        let text = CStr::from_ptr(raw).to_string_lossy().into_owned();
-        pg_sys::pfree(raw.cast());
-        text
-    };
-    let called = text
-        .split(":funcid ")
-        .skip(1)
-        .chain(text.split(":opfuncid ").skip(1))
-        .filter_map(|rest| rest.split(' ').next()?.parse::<u32>().ok());
-    DENIED.with_borrow(|denied| {
-        for oid in called {
-            if let Some((_, name)) = denied.iter().flatten().find(|(d, _)| *d == oid) {
-                refuse(&format!("{name}() is not allowed"));
-            }
-        }
-    });
+    // SAFETY: the caller's contract.
+    unsafe { check_node(plan.cast()) };
     CHECKED.with_borrow_mut(|checked| checked.push(plan as usize));
+}
+
+/// Refuses a node tree (a plan, a CALL's arguments) that calls a denied
+/// function, found as a function OID in the tree's text form (every
+/// expression, inlined functions included). Serializing is not
+/// interruptible; a pending cancel is honoured right after it.
+///
+/// # Safety
+/// `node` must be a valid node tree.
+unsafe fn check_node(node: *mut pg_sys::Node) {
+    // SAFETY: nodeToString serializes the tree into a palloc'd string, read in
+    // place and freed.
+    let refused = unsafe {
+        let raw = pg_sys::nodeToString(node.cast());
+        let text = CStr::from_ptr(raw).to_bytes();
+        let refused = denied_call(text);
+        pg_sys::pfree(raw.cast());
+        refused
+    };
+    pgrx::check_for_interrupts!();
+    if let Some(name) = refused {
+        refuse(&format!("{name}() is not allowed"));
+    }
+}
+
+/// The first denied function a serialized node tree calls, if any.
+fn denied_call(text: &[u8]) -> Option<String> {
+    let called = [b":funcid ".as_slice(), b":opfuncid "]
+        .into_iter()
+        .flat_map(|key| {
+            text.windows(key.len())
+                .enumerate()
+                .filter(move |(_, w)| *w == key)
+                .filter_map(move |(at, _)| {
+                    let digits = &text[at + key.len()..];
+                    let end = digits.iter().position(|b| !b.is_ascii_digit())?;
+                    std::str::from_utf8(&digits[..end])
+                        .ok()?
+                        .parse::<u32>()
+                        .ok()
+                })
+        });
+    DENIED.with_borrow(|denied| {
+        let denied = denied.as_deref().unwrap_or_default();
+        called
+            .filter_map(|oid| denied.iter().find(|(d, _)| *d == oid))
+            .map(|(_, name)| name.clone())
+            .next()
+    })
 }
 
 #[pg_guard]

@@ -2,7 +2,7 @@
 -- under the identity bound in the transaction. Every escape is attempted and
 -- must be refused, and nothing may leak: rows, role, binding, settings.
 BEGIN;
-SELECT plan(89);
+SELECT plan(93);
 CALL kakunin_test.share_pgtap();
 
 -- What must be exactly as before after every call, refused or not.
@@ -134,6 +134,16 @@ SELECT matches(kakunin_test.error_of($$SELECT kakunin.execute_as_agent('authenti
 SELECT matches(kakunin_test.error_of($$SELECT kakunin.execute_as_agent('authenticated',
     'SELECT pg_logical_emit_message(false, ''p'', ''x'')')$$),
     '^42501: pg_logical_emit_message\(\) is not allowed', 'WAL messages');
+SELECT matches(kakunin_test.error_of($$SELECT kakunin.execute_as_agent('authenticated',
+    'CALL kakunin.bind_agent_session(pg_advisory_lock(4243)::text || setseed(0.25)::text, '''')')$$),
+    '^42501: (pg_advisory_lock|setseed)\(\) is not allowed', 'denied functions in a CALL''s arguments (evaluated outside any plan)');
+SELECT is((SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()), 0::bigint,
+    'and no advisory lock was taken');
+SELECT matches(kakunin_test.error_of($$SELECT kakunin.execute_as_agent('authenticated', 'SELECT current_query()')$$),
+    '^42501: current_query\(\) is not allowed', 'the caller''s whole query text (it may hold a key)');
+SELECT matches(kakunin_test.error_of($$SELECT kakunin.execute_as_agent('authenticated',
+    'SELECT kakunin.audit('' Agent.Execute '', ''{}'')', false)$$),
+    '^42501: audit action " Agent.Execute " is reserved', 'nor a look-alike of it');
 SELECT matches(kakunin_test.error_of($$SELECT kakunin.execute_as_agent('authenticated', 'SELECT * FROM pg_prepared_statements')$$),
     '^42501: pg_prepared_statement\(\) is not allowed', 'the session''s prepared statements');
 SELECT matches(kakunin_test.error_of($$SELECT kakunin.execute_as_agent('authenticated',
@@ -147,7 +157,7 @@ SELECT matches(kakunin_test.error_of($$SELECT kakunin.execute_as_agent('authenti
     'SELECT kakunin.execute_as_agent(''authenticated'', ''SELECT 1'')')$$),
     '^42501: kakunin.execute_as_agent cannot be called from inside itself', 'nested calls');
 SELECT is(pg_temp.state(), (SELECT s FROM before), 'after every refusal the session is exactly as before: role, binding, settings, rows, no prepared statement, cursor or channel');
-SELECT is(pg_temp.refusals() - (SELECT r FROM before), 41::bigint,
+SELECT is(pg_temp.refusals() - (SELECT r FROM before), 44::bigint,
     'every refusal is in the audit log though its transaction rolled back');
 SELECT is((SELECT payload - 'query_sha256' FROM kakunin.audit_log
            WHERE action = 'agent.execute' AND payload ? 'sqlstate' ORDER BY id DESC LIMIT 1),
