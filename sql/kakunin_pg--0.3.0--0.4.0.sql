@@ -31,3 +31,150 @@ LANGUAGE c VOLATILE PARALLEL UNSAFE AS 'MODULE_PATHNAME', 'execute_as_agent_wrap
 -- row-level security.
 COMMENT ON FUNCTION kakunin.execute_as_agent(name, text, boolean, integer) IS
     'Runs query (one or more statements) as role, under the identity bound earlier in this transaction (28000 without one), atomically, read-only unless read_only is false, and returns the last statement''s rows: {"rows": [{column: value}], "row_count", "truncated"} (at most max_rows rows, 0-100000, and 8 MiB). Inside, no change of role or session authorization, transaction control, SET or set_config(), LOAD, COPY, LISTEN/NOTIFY or pg_notify(), PREPARE, cursors (none may be open when it starts, none left when it ends), DDL, session advisory locks, large objects or new binding (42501). role must be one the session user may become, and neither be nor reach (through any membership) a superuser, a role with BYPASSRLS, REPLICATION or CREATEROLE, an owner of a table whose row-level security is not FORCEd, kakunin_gateway, kakunin_admin or a predefined pg_* role (42501). Every call is an audit entry (agent.execute: role, query_sha256, read_only, row_count or sqlstate); a refused call''s entry survives the rollback.';
+
+-- The policy advisor (issue 12, first slice).
+CREATE FUNCTION kakunin.advisor()
+RETURNS TABLE (name text, title text, level text, facing text, categories text[], description text,
+               detail text, remediation text, metadata jsonb, cache_key text)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $advisor$
+WITH ext_fn AS (  -- the extension's functions
+    SELECT d.objid AS oid, p.proname::text AS proname
+    FROM pg_depend d JOIN pg_extension e ON e.oid = d.refobjid AND e.extname = 'kakunin_pg'
+    JOIN pg_proc p ON p.oid = d.objid
+    WHERE d.refclassid = 'pg_extension'::regclass AND d.classid = 'pg_proc'::regclass AND d.deptype = 'e'
+), policy_fn AS (  -- which functions each policy calls (PostgreSQL records them)
+    SELECT pol.oid AS policy, pol.polrelid AS rel, pol.polname::text AS polname, d.refobjid AS fn
+    FROM pg_policy pol JOIN pg_depend d ON d.classid = 'pg_policy'::regclass AND d.objid = pol.oid
+         AND d.refclassid = 'pg_proc'::regclass
+), protected AS (  -- tables whose policies ask kakunin_pg
+    SELECT DISTINCT c.oid, c.oid::regclass::text AS tbl, c.relowner, c.relrowsecurity, c.relforcerowsecurity
+    FROM policy_fn pf JOIN ext_fn f ON f.oid = pf.fn JOIN pg_class c ON c.oid = pf.rel
+    WHERE NOT EXISTS (SELECT FROM pg_depend e  -- the extension's own tables are its business
+                      WHERE e.classid = 'pg_class'::regclass AND e.objid = c.oid AND e.deptype = 'e')
+), facing AS (  -- roles agents, gateways and PostgREST log in or act as
+    SELECT r.oid FROM pg_roles r
+    WHERE r.rolname IN ('kakunin_gateway', 'anon', 'authenticated', 'authenticator')
+       OR pg_has_role(r.oid, 'kakunin_gateway', 'MEMBER') AND NOT r.rolsuper
+), reach AS (  -- and every role those can reach through membership (INHERIT or SET)
+    WITH RECURSIVE up(oid) AS (
+        SELECT oid FROM facing
+      UNION
+        SELECT m.roleid FROM up JOIN pg_auth_members m ON m.member = up.oid)
+    SELECT oid FROM up
+)
+-- 1. Policies that ask kakunin_pg on a table whose row-level security is off.
+SELECT 'kakunin_rls_disabled', 'Row-level security disabled on a table with kakunin policies', 'ERROR', 'EXTERNAL',
+       ARRAY['SECURITY'],
+       'The table''s policies call kakunin_pg helpers, but row-level security is not enabled, so they are ignored and every role with a grant sees every row.',
+       format('Table %s has kakunin policies but row-level security disabled.', t.tbl),
+       format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY; ALTER TABLE %s FORCE ROW LEVEL SECURITY;', t.tbl, t.tbl),
+       jsonb_build_object('table', t.tbl), 'kakunin_rls_disabled_' || t.tbl
+FROM protected t WHERE NOT t.relrowsecurity
+UNION ALL
+-- 2. Enabled, not forced, and owned by a role the agent-facing roles reach: its owner skips the policies.
+SELECT 'kakunin_rls_not_forced', 'Row-level security not forced, owner reachable by agents', 'ERROR', 'EXTERNAL',
+       ARRAY['SECURITY'],
+       'A table''s owner is exempt from its policies unless row-level security is FORCEd; agents, gateways or PostgREST roles can act as this owner.',
+       format('Table %s is owned by %s, which agent-facing roles can reach, and its row-level security is not forced.',
+              t.tbl, t.relowner::regrole),
+       format('ALTER TABLE %s FORCE ROW LEVEL SECURITY; (or give the table an owner no agent-facing role reaches)', t.tbl),
+       jsonb_build_object('table', t.tbl, 'owner', t.relowner::regrole::text), 'kakunin_rls_not_forced_' || t.tbl
+FROM protected t WHERE t.relrowsecurity AND NOT t.relforcerowsecurity AND t.relowner IN (SELECT oid FROM reach)
+UNION ALL
+-- 3. Identity without status: a revoked, suspended or expired credential still matches.
+SELECT 'kakunin_policy_without_status_check', 'Policy uses the agent or tenant id without a status check', 'WARN', 'EXTERNAL',
+       ARRAY['SECURITY'],
+       'kakunin_agent_id() and kakunin_tenant_id() stay set for a revoked, suspended or expired credential; a policy must also require kakunin_cert_status() = ''active'', or use kakunin_active_agent_id().',
+       format('Policy %s on %s calls %s without kakunin_cert_status() or kakunin_active_agent_id() (commands: %s).',
+              p.polname, p.rel::regclass, string_agg(DISTINCT f.proname || '()', ', '),
+              (SELECT CASE pol.polcmd WHEN '*' THEN 'ALL' WHEN 'r' THEN 'SELECT' WHEN 'a' THEN 'INSERT'
+                                      WHEN 'w' THEN 'UPDATE' WHEN 'd' THEN 'DELETE' END
+               FROM pg_policy pol WHERE pol.oid = p.policy)),
+       'Replace kakunin_agent_id() with kakunin_active_agent_id(), or add AND kakunin_cert_status() = ''active''.',
+       jsonb_build_object('table', p.rel::regclass::text, 'policy', p.polname),
+       'kakunin_policy_without_status_check_' || p.rel::regclass::text || '_' || p.polname
+FROM policy_fn p JOIN ext_fn f ON f.oid = p.fn AND f.proname IN ('kakunin_agent_id', 'kakunin_tenant_id')
+WHERE NOT EXISTS (SELECT FROM policy_fn q JOIN ext_fn g ON g.oid = q.fn
+                  WHERE q.policy = p.policy AND g.proname IN ('kakunin_cert_status', 'kakunin_active_agent_id'))
+GROUP BY p.policy, p.polname, p.rel
+UNION ALL
+-- 4. An agent-facing role that reaches a superuser or BYPASSRLS role skips every policy.
+SELECT 'kakunin_privileged_role_reachable', 'Agent-facing roles reach a role that bypasses row-level security', 'ERROR',
+       'EXTERNAL', ARRAY['SECURITY'],
+       'Agents, gateways or PostgREST roles can act as this role (through membership), which bypasses row-level security.',
+       format('Role %s is %s and reachable from agent-facing roles.', r.rolname,
+              CASE WHEN r.rolsuper THEN 'a superuser' ELSE 'BYPASSRLS' END),
+       format('REVOKE the membership that leads to %s, or ALTER ROLE %s NOBYPASSRLS.', r.rolname, r.rolname),
+       jsonb_build_object('role', r.rolname::text), 'kakunin_privileged_role_reachable_' || r.rolname
+FROM reach JOIN pg_roles r ON r.oid = reach.oid WHERE r.rolsuper OR r.rolbypassrls
+UNION ALL
+-- 5. A view over a protected table that runs with its owner's rights.
+SELECT DISTINCT 'kakunin_view_not_security_invoker', 'View over a protected table is not security_invoker', 'ERROR',
+       'EXTERNAL', ARRAY['SECURITY'],
+       'A view runs with its owner''s rights unless security_invoker is set, so its owner''s exemption from the policies reaches every reader of the view.',
+       format('View %s reads %s, which has kakunin policies.', v.oid::regclass, t.tbl),
+       format('ALTER VIEW %s SET (security_invoker = true);', v.oid::regclass),
+       jsonb_build_object('view', v.oid::regclass::text, 'table', t.tbl),
+       'kakunin_view_not_security_invoker_' || v.oid::regclass::text
+FROM pg_class v JOIN pg_rewrite rw ON rw.ev_class = v.oid
+JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = rw.oid AND d.refclassid = 'pg_class'::regclass
+JOIN protected t ON t.oid = d.refobjid
+WHERE v.relkind = 'v' AND NOT coalesce('security_invoker=true' = ANY (v.reloptions)
+                                       OR 'security_invoker=on' = ANY (v.reloptions), false)
+UNION ALL
+-- 6. SECURITY DEFINER functions agent-facing roles may call, without a fixed search_path.
+SELECT 'kakunin_security_definer_search_path', 'SECURITY DEFINER function without a fixed search_path', 'WARN',
+       'EXTERNAL', ARRAY['SECURITY'],
+       'A SECURITY DEFINER function callable by agent-facing roles resolves names through the caller''s search_path unless it sets its own, so a caller can make it run the caller''s objects with the owner''s rights.',
+       format('Function %s (owner %s) is SECURITY DEFINER, callable by agent-facing roles, with no SET search_path.',
+              p.oid::regprocedure, p.proowner::regrole),
+       format('ALTER FUNCTION %s SET search_path = pg_catalog, pg_temp;', p.oid::regprocedure),
+       jsonb_build_object('function', p.oid::regprocedure::text), 'kakunin_security_definer_search_path_' || p.oid::regprocedure::text
+FROM pg_proc p
+WHERE p.prosecdef AND p.pronamespace NOT IN ('pg_catalog'::regnamespace, 'information_schema'::regnamespace)
+  AND NOT EXISTS (SELECT FROM unnest(coalesce(p.proconfig, '{}')) c WHERE c LIKE 'search_path=%')
+  AND EXISTS (SELECT FROM facing f WHERE has_function_privilege(f.oid, p.oid, 'EXECUTE'))
+  AND p.oid NOT IN (SELECT oid FROM ext_fn)
+UNION ALL
+-- 7. Policies that call forgeable SQL helpers (the seed's current_setting('kakunin.…') ones).
+SELECT 'kakunin_forgeable_helper', 'Policy calls a helper that reads a setting any role can set', 'ERROR',
+       'EXTERNAL', ARRAY['SECURITY'],
+       'Settings such as app.* or kakunin.* read with current_setting() can be set by any role with set_config(), so a policy built on them can be forged. kakunin_pg''s native helpers cannot.',
+       format('Policy %s on %s calls %s, which read current_setting().', pf.polname, pf.rel::regclass,
+              string_agg(DISTINCT p.oid::regprocedure::text, ', ')),
+       'Call the native helpers (kakunin_agent_id(), kakunin_cert_status(), …) instead.',
+       jsonb_build_object('table', pf.rel::regclass::text, 'policy', pf.polname,
+                          'functions', jsonb_agg(DISTINCT p.oid::regprocedure::text)),
+       'kakunin_forgeable_helper_' || pf.rel::regclass::text || '_' || pf.polname
+FROM policy_fn pf JOIN pg_proc p ON p.oid = pf.fn
+WHERE p.oid NOT IN (SELECT oid FROM ext_fn) AND p.prolang IN (SELECT oid FROM pg_language WHERE lanname IN ('sql', 'plpgsql'))
+  AND p.prosrc ~* 'current_setting\s*\('
+GROUP BY pf.policy, pf.polname, pf.rel
+UNION ALL
+-- 8. Row-level security on, no policy: nobody but the owner sees a row.
+SELECT 'kakunin_rls_no_policy', 'Row-level security enabled without a policy', 'INFO', 'EXTERNAL', ARRAY['SECURITY'],
+       'With row-level security enabled and no policy, every query by a role other than the owner returns no rows (fail closed); usually a policy is missing.',
+       format('Table %s has row-level security enabled and no policy.', c.oid::regclass),
+       format('CREATE POLICY … ON %s …', c.oid::regclass),
+       jsonb_build_object('table', c.oid::regclass::text), 'kakunin_rls_no_policy_' || c.oid::regclass::text
+FROM pg_class c
+WHERE c.relkind IN ('r', 'p') AND c.relrowsecurity
+  AND c.relnamespace NOT IN ('pg_catalog'::regnamespace, 'information_schema'::regnamespace)
+  AND NOT EXISTS (SELECT FROM pg_policy pol WHERE pol.polrelid = c.oid)
+UNION ALL
+-- 9. A policy filter column without an index: every query scans the table.
+SELECT DISTINCT 'kakunin_unindexed_policy_filter', 'Policy filter column without an index', 'INFO', 'EXTERNAL',
+       ARRAY['PERFORMANCE'],
+       'Policies that compare agent_id or tenant_id with a kakunin helper filter every query; without an index leading with that column each query scans the table.',
+       format('Table %s has no index leading with %s.', t.tbl, a.attname),
+       format('CREATE INDEX ON %s (%s);', t.tbl, a.attname),
+       jsonb_build_object('table', t.tbl, 'column', a.attname::text), 'kakunin_unindexed_policy_filter_' || t.tbl || '_' || a.attname
+FROM protected t JOIN pg_attribute a ON a.attrelid = t.oid AND a.attname IN ('agent_id', 'tenant_id') AND NOT a.attisdropped
+WHERE NOT EXISTS (SELECT FROM pg_index i WHERE i.indrelid = t.oid AND i.indkey[0] = a.attnum)
+$advisor$;
+REVOKE EXECUTE ON FUNCTION kakunin.advisor() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION kakunin.advisor() TO kakunin_admin;
+COMMENT ON FUNCTION kakunin.advisor() IS
+    'What is unsafe or slow for kakunin policies in this database, one row per finding (splinter''s columns: name, title, level ERROR|WARN|INFO, facing, categories, description, detail, remediation, metadata, cache_key). Lints: kakunin_rls_disabled, kakunin_rls_not_forced, kakunin_policy_without_status_check, kakunin_privileged_role_reachable, kakunin_view_not_security_invoker, kakunin_security_definer_search_path, kakunin_forgeable_helper, kakunin_rls_no_policy, kakunin_unindexed_policy_filter. kakunin_admin only.';

@@ -81,6 +81,11 @@ pgrx::extension_sql_file!(
 );
 pgrx::extension_sql_file!("../sql/sandbox.sql", name = "sandbox");
 pgrx::extension_sql_file!(
+    "../sql/advisor.sql",
+    name = "advisor",
+    requires = ["identity"]
+);
+pgrx::extension_sql_file!(
     "../sql/audit.sql",
     name = "audit",
     requires = [

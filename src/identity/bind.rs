@@ -113,6 +113,14 @@ fn check_proof(jws: &str, checked: &Checked, now: i64) -> Result<()> {
         now,
     )
     .map_err(|e| identity(e.to_string()))?;
+    // The jti is recorded so the proof cannot be replayed; where nothing can be
+    // written, say so in the caller's terms rather than fail on our own
+    // statement with 25006 (issue 11: PostgREST runs GET requests read-only).
+    if !privilege::writable() {
+        return Err(identity(
+            "proof of possession cannot be accepted in a read-only transaction or on a standby: its jti must be recorded so the proof cannot be replayed; bind in a read-write transaction on the primary, or through a kakunin_gateway member",
+        ));
+    }
     // A jti must stay recorded for as long as its iat keeps the proof fresh.
     let expires = claims.iat + proof::MAX_AGE_SECONDS + proof::MAX_FUTURE_SKEW_SECONDS;
     let fresh = privilege::as_extension_owner(|| {

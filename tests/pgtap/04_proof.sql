@@ -2,7 +2,7 @@
 -- certificate key, fresh, for this database, never replayed. Each case runs in
 -- a savepoint that is rolled back, which also undoes its binding.
 BEGIN;
-SELECT plan(22);
+SELECT plan(23);
 CALL kakunin_test.share_pgtap();
 SET ROLE app_user;
 
@@ -54,6 +54,17 @@ SELECT matches(kakunin_test.error_of($$CALL kakunin.bind_agent_session(kakunin_t
 SELECT matches(kakunin_test.error_of($$CALL kakunin.bind_agent_session(kakunin_test.cert('agent-a-chain'), 'eyJhbGciOiJub25lIn0.e30.')$$),
     '^28000: proof of possession refused: algorithm "none"', 'alg none is refused');
 SELECT is(kakunin_agent_id(), NULL, 'none of the refused proofs bound anything');
+-- Issue 11: in a read-only transaction (PostgREST's GET) the jti cannot be
+-- recorded; the refusal says so instead of failing with 25006 on our INSERT.
+SAVEPOINT read_only;
+SET LOCAL transaction_read_only = on;
+-- (pgTAP records results in a table the read-only savepoint could not write.)
+SELECT kakunin_test.error_of(format('SELECT kakunin.bind_agent(%L, %L)',
+        kakunin_test.cert('agent-a-chain'), kakunin_test.proof('agent-a/7'))) AS read_only_error \gset
+ROLLBACK TO SAVEPOINT read_only;
+SELECT is(:'read_only_error'::text,
+    '28000: proof of possession cannot be accepted in a read-only transaction or on a standby: its jti must be recorded so the proof cannot be replayed; bind in a read-write transaction on the primary, or through a kakunin_gateway member',
+    'a proof bind in a read-only transaction is refused with 28000 in the caller''s terms');
 RESET ROLE;
 SELECT * FROM finish();
 ROLLBACK;

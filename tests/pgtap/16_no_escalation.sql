@@ -206,7 +206,8 @@ SELECT lives_ok('SELECT kakunin.audit_integrate()',
 SET LOCAL statement_timeout = 0;
 SELECT dblink_exec('locker2', 'ROLLBACK') \g /dev/null
 SELECT * FROM dblink_get_result('appender') AS t(v text) \g /dev/null
-SELECT * FROM dblink_get_result('appender') AS t(v text) \g /dev/null  -- the empty result ends the query
+-- The empty second result ends the query.
+SELECT * FROM dblink_get_result('appender') AS t(v text) \g /dev/null
 -- Dropped by its own session before the parent (a closing session drops its
 -- temporary tables only after the disconnect has returned).
 SELECT dblink_exec('appender', 'DROP TABLE c') \g /dev/null
