@@ -138,6 +138,21 @@ WHERE p.prosecdef AND p.pronamespace NOT IN ('pg_catalog'::regnamespace, 'inform
   AND EXISTS (SELECT FROM facing f WHERE has_function_privilege(f.oid, p.oid, 'EXECUTE'))
   AND p.oid NOT IN (SELECT oid FROM ext_fn)
 UNION ALL
+-- 6b. SECURITY DEFINER functions agent-facing roles may call whose owner bypasses row-level security.
+SELECT 'kakunin_security_definer_bypasses_rls', 'SECURITY DEFINER function runs with row-level security bypassed', 'WARN',
+       'EXTERNAL', ARRAY['SECURITY'],
+       'A SECURITY DEFINER function runs as its owner; when the owner is a superuser or has BYPASSRLS, whatever it reads or writes ignores every policy, whoever calls it.',
+       format('Function %s is SECURITY DEFINER, callable by agent-facing roles, and owned by %s, which bypasses row-level security.',
+              p.oid::regprocedure, p.proowner::regrole),
+       format('ALTER FUNCTION %s OWNER TO a role without BYPASSRLS, or make it SECURITY INVOKER, or REVOKE EXECUTE from agent-facing roles.', p.oid::regprocedure),
+       jsonb_build_object('function', p.oid::regprocedure::text, 'owner', p.proowner::regrole::text),
+       'kakunin_security_definer_bypasses_rls_' || p.oid::regprocedure::text
+FROM pg_proc p JOIN pg_roles o ON o.oid = p.proowner
+WHERE p.prosecdef AND (o.rolsuper OR o.rolbypassrls)
+  AND p.pronamespace NOT IN ('pg_catalog'::regnamespace, 'information_schema'::regnamespace)
+  AND EXISTS (SELECT FROM facing f WHERE has_function_privilege(f.oid, p.oid, 'EXECUTE'))
+  AND p.oid NOT IN (SELECT oid FROM ext_fn)
+UNION ALL
 -- 7. Policies that call forgeable SQL helpers (the seed's current_setting('kakunin.…') ones).
 SELECT 'kakunin_forgeable_helper', 'Policy calls a helper that reads a setting any role can set', 'ERROR',
        'EXTERNAL', ARRAY['SECURITY'],
@@ -177,4 +192,4 @@ $advisor$;
 REVOKE EXECUTE ON FUNCTION kakunin.advisor() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION kakunin.advisor() TO kakunin_admin;
 COMMENT ON FUNCTION kakunin.advisor() IS
-    'What is unsafe or slow for kakunin policies in this database, one row per finding (splinter''s columns: name, title, level ERROR|WARN|INFO, facing, categories, description, detail, remediation, metadata, cache_key). Lints: kakunin_rls_disabled, kakunin_rls_not_forced, kakunin_policy_without_status_check, kakunin_privileged_role_reachable, kakunin_view_not_security_invoker, kakunin_security_definer_search_path, kakunin_forgeable_helper, kakunin_rls_no_policy, kakunin_unindexed_policy_filter. kakunin_admin only.';
+    'What is unsafe or slow for kakunin policies in this database, one row per finding (splinter''s columns: name, title, level ERROR|WARN|INFO, facing, categories, description, detail, remediation, metadata, cache_key). Lints: kakunin_rls_disabled, kakunin_rls_not_forced, kakunin_policy_without_status_check, kakunin_privileged_role_reachable, kakunin_view_not_security_invoker, kakunin_security_definer_search_path, kakunin_security_definer_bypasses_rls, kakunin_forgeable_helper, kakunin_rls_no_policy, kakunin_unindexed_policy_filter. kakunin_admin only.';

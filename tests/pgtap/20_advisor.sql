@@ -3,7 +3,7 @@
 -- (the suite's setup) raises no ERROR of its own; each lint fires on a
 -- database built to trip it, and stops once the fix is applied.
 BEGIN;
-SELECT plan(17);
+SELECT plan(19);
 -- The details of one lint's findings, NULL when there is none.
 CREATE FUNCTION pg_temp.findings(lint text) RETURNS text LANGUAGE sql AS $$
     SELECT string_agg(detail, ' | ' ORDER BY detail) FROM kakunin.advisor() WHERE name = lint
@@ -61,8 +61,13 @@ CREATE FUNCTION public.x_definer() RETURNS int LANGUAGE sql SECURITY DEFINER AS 
 SELECT is(pg_temp.findings('kakunin_security_definer_search_path'),
     'Function public.x_definer() (owner pgrunner) is SECURITY DEFINER, callable by agent-facing roles, with no SET search_path.',
     'kakunin_security_definer_search_path');
+SELECT is(pg_temp.findings('kakunin_security_definer_bypasses_rls'),
+    'Function public.x_definer() is SECURITY DEFINER, callable by agent-facing roles, and owned by pgrunner, which bypasses row-level security.',
+    'kakunin_security_definer_bypasses_rls: its owner is a superuser');
 ALTER FUNCTION public.x_definer() SET search_path = pg_catalog, pg_temp;
 SELECT is(pg_temp.findings('kakunin_security_definer_search_path'), NULL, 'a fixed search_path clears it');
+ALTER FUNCTION public.x_definer() OWNER TO table_owner;
+SELECT is(pg_temp.findings('kakunin_security_definer_bypasses_rls'), NULL, 'and an owner subject to the policies clears the other');
 
 CREATE TABLE public.x_locked (id int);
 ALTER TABLE public.x_locked ENABLE ROW LEVEL SECURITY;
