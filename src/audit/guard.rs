@@ -130,8 +130,8 @@ const MAX_PAYLOAD_BYTES: usize = 1 << 20;
 /// # Safety
 /// `tuple` must be a live row of `desc`, a row of `kakunin.audit_log`.
 unsafe fn check_payload(tuple: pg_sys::HeapTuple, desc: pg_sys::TupleDesc) {
-    // The jsonb is detoasted before the iterator reads it.
-    // SAFETY: desc/tuple are the trigger's relation and row (the caller's contract).
+    // SAFETY: desc/tuple are the trigger's relation and row (the caller's
+    // contract); the jsonb is detoasted before the iterator reads it.
     let (depth, bytes) = unsafe {
         let column = pg_sys::SPI_fnumber(desc, c"payload".as_ptr());
         let mut is_null = false;

@@ -202,9 +202,9 @@ fn set_local(binding: Binding) -> Result<Rc<Binding>> {
     }
     WRITE_ALLOWED.set(true);
     let _reset_on_exit = AllowWrite;
-    // With PGC_SUSET context the permission check is ours (done before this
-    // call), and elevel ERROR makes any failure raise instead of returning.
-    // SAFETY: both strings are NUL-terminated and outlive the call.
+    // SAFETY: both strings are NUL-terminated and outlive the call. With
+    // PGC_SUSET context the permission check is ours (done before this call),
+    // and elevel ERROR makes any failure raise instead of returning.
     unsafe {
         pg_sys::set_config_option(
             SETTING_NAME.as_ptr(),

@@ -52,10 +52,11 @@ unsafe extern "C-unwind" fn on_role_invalidation(_arg: pg_sys::Datum, _cache: i3
     CATALOG_EPOCH.set(CATALOG_EPOCH.get().wrapping_add(1));
 }
 
-/// Changes whenever a role, a membership or any relation may have changed
-/// (drain pending invalidations with [`Read::new`] first): what is derived
-/// from them is valid while this does not change.
+/// Changes whenever a role, a membership or any relation may have changed,
+/// read after draining pending invalidations: what is derived from them is
+/// valid while this does not change.
 pub fn catalog_epoch() -> u64 {
+    refresh();
     CATALOG_EPOCH.get()
 }
 

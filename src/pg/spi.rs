@@ -44,9 +44,9 @@ pub fn pinned<R>(f: impl FnOnce() -> R) -> R {
     if PINNED.get() {
         return f();
     }
-    // GUC_ACTION_SAVE is allowed in parallel mode; the level is popped below or
-    // by the transaction abort that an ERROR causes.
-    // SAFETY: the sequence fmgr_security_definer uses for a function's SET clause.
+    // SAFETY: the sequence fmgr_security_definer uses for a function's SET
+    // clause. GUC_ACTION_SAVE is allowed in parallel mode; the level is popped
+    // below or by the transaction abort that an ERROR causes.
     let nest_level = unsafe {
         let level = pg_sys::NewGUCNestLevel();
         pg_sys::set_config_option(
@@ -164,10 +164,10 @@ fn query_pinned<R>(
     mut read: impl FnMut(&Row) -> R,
 ) -> Vec<R> {
     let mut out = Vec::new();
-    // An ERROR inside unwinds through pgrx and the transaction abort cleans up
-    // SPI. The plan is kept (SPI_keepplan) so it outlives the connection;
-    // PostgreSQL's plan cache replans it after DDL.
-    // SAFETY: SPI_connect/SPI_finish bracket the calls; datums are copied out by `read` before SPI_finish.
+    // SAFETY: SPI_connect/SPI_finish bracket the calls; datums are copied out
+    // by `read` before SPI_finish. An ERROR inside unwinds through pgrx and the
+    // transaction abort cleans up SPI. The plan is kept (SPI_keepplan) so it
+    // outlives the connection; PostgreSQL's plan cache replans it after DDL.
     unsafe {
         if pg_sys::SPI_connect() != pg_sys::SPI_OK_CONNECT as i32 {
             pgrx::error!("kakunin_pg: SPI_connect failed");
@@ -254,8 +254,9 @@ fn scan_pinned<B>(
         pgrx::error!("kakunin_pg: query text contains a NUL byte");
     };
     let mut row_memory = pgrx::PgMemoryContexts::new("kakunin scan row");
-    // An ERROR unwinds through pgrx; the transaction abort cleans up SPI and the portal.
-    // SAFETY: SPI_connect/SPI_finish bracket the cursor; rows are read before SPI_freetuptable.
+    // SAFETY: SPI_connect/SPI_finish bracket the cursor; rows are read before
+    // SPI_freetuptable. An ERROR unwinds through pgrx; the transaction abort
+    // cleans up SPI and the portal.
     unsafe {
         if pg_sys::SPI_connect() != pg_sys::SPI_OK_CONNECT as i32 {
             pgrx::error!("kakunin_pg: SPI_connect failed");
@@ -375,10 +376,9 @@ pub fn run_caller_sql<B>(
         .iter()
         .map(|s| std::ffi::CString::new(s.as_str()).unwrap_or_default())
         .collect();
-    // An ERROR unwinds through pgrx; the caller's subtransaction abort cleans
-    // up SPI and any portal.
     // SAFETY: SPI_connect/SPI_finish bracket the calls; rows are read before
-    // their tuple table is freed.
+    // their tuple table is freed. An ERROR unwinds through pgrx; the caller's
+    // subtransaction abort cleans up SPI and any portal.
     unsafe {
         if pg_sys::SPI_connect() != pg_sys::SPI_OK_CONNECT as i32 {
             pgrx::error!("kakunin_pg: SPI_connect failed");

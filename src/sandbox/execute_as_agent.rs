@@ -149,8 +149,13 @@ fn in_subtransaction(
             pg_sys::CurrentResourceOwner = owner;
         }
     };
-    let refused = |sqlstate: &str| {
-        let payload = call.payload(("sqlstate", Value::from(sqlstate)));
+    // Whatever `f` did is undone; the refusal (its SQLSTATE) is recorded.
+    let abandon = |code: PgSqlErrorCode| {
+        // SAFETY: aborts the subtransaction begun above (for a caught error,
+        // pgrx has already copied and flushed it).
+        unsafe { pg_sys::RollbackAndReleaseCurrentSubTransaction() };
+        restore();
+        let payload = call.payload(("sqlstate", Value::from(sqlstate(code as i32))));
         if let Err(why) =
             audit::autonomous::append(call.agent_id, call.tenant_id, "agent.execute", payload)
         {
@@ -163,18 +168,13 @@ fn in_subtransaction(
     };
     let outcome = PgTryBuilder::new(f)
         .catch_others(|error| {
-            // SAFETY: aborts the subtransaction begun above; pgrx has already
-            // copied and flushed the error it caught.
-            unsafe { pg_sys::RollbackAndReleaseCurrentSubTransaction() };
-            restore();
-            let code = match &error {
+            abandon(match &error {
                 pg_sys::panic::CaughtError::PostgresError(report)
                 | pg_sys::panic::CaughtError::ErrorReport(report)
                 | pg_sys::panic::CaughtError::RustPanic {
                     ereport: report, ..
                 } => report.sql_error_code(),
-            };
-            refused(&sqlstate(code as i32));
+            });
             error.rethrow()
         })
         .execute();
@@ -186,10 +186,7 @@ fn in_subtransaction(
             Ok(value)
         }
         Err(refusal) => {
-            // SAFETY: as in the catch handler: nothing of `f` survives.
-            unsafe { pg_sys::RollbackAndReleaseCurrentSubTransaction() };
-            restore();
-            refused(&sqlstate(refusal.code() as i32));
+            abandon(refusal.code());
             Err(refusal)
         }
     }

@@ -9,8 +9,8 @@ use std::ffi::CString;
 use pgrx::pg_sys;
 
 use crate::pg::error::{spi_failed, KakuninError, Result};
-use crate::pg::invalidation::{self, Read};
-use crate::pg::spi::{self, Visibility};
+use crate::pg::invalidation;
+use crate::pg::spi;
 
 /// Roles whose privileges leave the sandbox: binding without proof and
 /// administering the extension. Every predefined role (`pg_*`: server files,
@@ -39,7 +39,6 @@ pub fn check(role: &str) -> Result<pg_sys::Oid> {
             "role \"{role}\" does not exist"
         )));
     }
-    Read::new(Visibility::Latest);
     // SAFETY: reads the session user of this backend.
     let key = (oid, unsafe { pg_sys::GetSessionUserId() });
     let epoch = invalidation::catalog_epoch();
