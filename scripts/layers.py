@@ -5,7 +5,7 @@ Reads every `crate::…` and `super::…` path in src/ (pg_tests.rs and lib.rs,
 which see everything, excepted), maps it to the module it names, and fails if
 
 - a module imports from a layer above its own:
-      pg  <  audit  <  revocation  <  identity  <  api_keys  <  postgrest, sandbox
+      pg  <  audit  <  revocation  <  identity  <  api_keys  <  postgrest, sandbox, authoring
   (`gucs` is beside `pg`, `upgrade` on top; `audit` imports only `pg` and
   `gucs`, so the binding reaches it only through SQL column defaults);
 - `audit::sequencer` imports `audit::checkpoints`, `maintenance` or `worker`;
@@ -20,7 +20,7 @@ import sys
 
 SRC = pathlib.Path(__file__).resolve().parent.parent / "src"
 LAYER = {"pg": 0, "gucs": 0, "audit": 1, "revocation": 2, "identity": 3,
-         "api_keys": 4, "postgrest": 5, "sandbox": 5, "upgrade": 6}
+         "api_keys": 4, "postgrest": 5, "sandbox": 5, "authoring": 5, "upgrade": 6}
 FORBIDDEN = {"audit::sequencer": {"audit::checkpoints", "audit::maintenance", "audit::worker"}}
 SKIP = {"lib.rs", "pg_tests.rs"}
 

@@ -26,11 +26,14 @@ WITH ext_fn AS (  -- the extension's functions
     SELECT r.oid FROM pg_roles r
     WHERE r.rolname IN ('kakunin_gateway', 'anon', 'authenticated', 'authenticator')
        OR pg_has_role(r.oid, 'kakunin_gateway', 'MEMBER') AND NOT r.rolsuper
-), reach AS (  -- and every role those can reach through membership (INHERIT or SET)
+), reach AS (  -- and every role those can reach through membership (INHERIT or SET),
+    -- except Supabase's service_role through authenticator: PostgREST switches
+    -- to it only for a JWT signed with the service key, a server secret.
     WITH RECURSIVE up(oid) AS (
         SELECT oid FROM facing
       UNION
-        SELECT m.roleid FROM up JOIN pg_auth_members m ON m.member = up.oid)
+        SELECT m.roleid FROM up JOIN pg_auth_members m ON m.member = up.oid
+        WHERE NOT (m.roleid = to_regrole('service_role') AND m.member = to_regrole('authenticator')))
     SELECT oid FROM up
 )
 -- 1. Policies that ask kakunin_pg on a table whose row-level security is off.
@@ -157,8 +160,19 @@ SELECT DISTINCT 'kakunin_unindexed_policy_filter', 'Policy filter column without
        jsonb_build_object('table', t.tbl, 'column', a.attname::text), 'kakunin_unindexed_policy_filter_' || t.tbl || '_' || a.attname
 FROM protected t JOIN pg_attribute a ON a.attrelid = t.oid AND a.attname IN ('agent_id', 'tenant_id') AND NOT a.attisdropped
 WHERE NOT EXISTS (SELECT FROM pg_index i WHERE i.indrelid = t.oid AND i.indkey[0] = a.attnum)
+UNION ALL
+-- 10. A trust anchor made for tests: whoever reads its key (superusers, file-level backups) can mint agents.
+SELECT 'kakunin_test_trust_anchor', 'A test CA is trusted in this database', 'ERROR', 'EXTERNAL', ARRAY['SECURITY'],
+       'kakunin.enable_test_ca() made a CA whose private key is stored in this database; while kakunin.allow_test_ca is on, any certificate it signs binds. It belongs in test databases only.',
+       format('Trust anchor %s (%s) is a test anchor%s; kakunin.allow_test_ca is %s.', a.name, a.subject,
+              CASE WHEN EXISTS (SELECT FROM kakunin.test_ca k WHERE k.anchor_name = a.name)
+                   THEN ' and its private key is in kakunin.test_ca' ELSE '' END,
+              coalesce(current_setting('kakunin.allow_test_ca', true), 'off')),
+       'SELECT kakunin.disable_test_ca();',
+       jsonb_build_object('anchor', a.name, 'fingerprint', a.fingerprint), 'kakunin_test_trust_anchor_' || a.name
+FROM kakunin.trust_anchors a WHERE a.test_anchor
 $advisor$;
 REVOKE EXECUTE ON FUNCTION kakunin.advisor() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION kakunin.advisor() TO kakunin_admin;
 COMMENT ON FUNCTION kakunin.advisor() IS
-    'What is unsafe or slow for kakunin policies in this database, one row per finding (splinter''s columns: name, title, level ERROR|WARN|INFO, facing, categories, description, detail, remediation, metadata, cache_key). Lints: kakunin_rls_disabled, kakunin_rls_not_forced, kakunin_policy_without_status_check, kakunin_privileged_role_reachable, kakunin_view_not_security_invoker, kakunin_security_definer_search_path, kakunin_security_definer_bypasses_rls, kakunin_forgeable_helper, kakunin_rls_no_policy, kakunin_unindexed_policy_filter. kakunin_admin only.';
+    'What is unsafe or slow for kakunin policies in this database, one row per finding (splinter''s columns: name, title, level ERROR|WARN|INFO, facing, categories, description, detail, remediation, metadata, cache_key). Lints: kakunin_rls_disabled, kakunin_rls_not_forced, kakunin_policy_without_status_check, kakunin_privileged_role_reachable, kakunin_view_not_security_invoker, kakunin_security_definer_search_path, kakunin_security_definer_bypasses_rls, kakunin_forgeable_helper, kakunin_rls_no_policy, kakunin_unindexed_policy_filter, kakunin_test_trust_anchor. kakunin_admin only.';

@@ -32,7 +32,73 @@ LANGUAGE c VOLATILE PARALLEL UNSAFE AS 'MODULE_PATHNAME', 'execute_as_agent_wrap
 COMMENT ON FUNCTION kakunin.execute_as_agent(name, text, boolean, integer) IS
     'Runs query (one or more statements) as role, under the identity bound earlier in this transaction (28000 without one), atomically, read-only unless read_only is false, and returns the last statement''s rows: {"rows": [{column: value}], "row_count", "truncated"} (at most max_rows rows, 0-100000, and 8 MiB). Inside, no change of role or session authorization, transaction control, SET or set_config(), LOAD, COPY, LISTEN/NOTIFY or pg_notify(), PREPARE, cursors (none may be open when it starts, none left when it ends), DDL, session advisory locks, large objects or new binding (42501). role must be one the session user may become, and neither be nor reach (through any membership) a superuser, a role with BYPASSRLS, REPLICATION or CREATEROLE, an owner of a table whose row-level security is not FORCEd, kakunin_gateway, kakunin_admin or a predefined pg_* role (42501). Every call is an audit entry (agent.execute: role, query_sha256, read_only, row_count or sqlstate); a refused call''s entry survives the rollback.';
 
--- The policy advisor (issue 12, first slice).
+-- For policy authors (issue 12): the test kit, marked test anchors.
+ALTER TABLE kakunin.trust_anchors ADD COLUMN test_anchor boolean NOT NULL DEFAULT false;
+COMMENT ON COLUMN kakunin.trust_anchors.test_anchor IS
+    'A test CA''s certificate (kakunin.enable_test_ca): trusted only while kakunin.allow_test_ca is on; kakunin.advisor() reports one (kakunin_test_trust_anchor).';
+CREATE FUNCTION kakunin."enable_test_ca"() RETURNS TEXT
+STRICT VOLATILE PARALLEL UNSAFE 
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'enable_test_ca_wrapper';
+CREATE FUNCTION kakunin."issue_test_certificate"(
+	"agent_id" TEXT,
+	"tenant_id" TEXT DEFAULT NULL,
+	"scope" jsonb DEFAULT '{}',
+	"valid_for" interval DEFAULT '1 hour'
+) RETURNS TEXT
+VOLATILE PARALLEL UNSAFE 
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'issue_test_certificate_wrapper';
+CREATE FUNCTION kakunin."disable_test_ca"() RETURNS bool
+STRICT VOLATILE PARALLEL UNSAFE 
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'disable_test_ca_wrapper';
+-- The test kit (src/authoring/test_ca.rs): a per-database test CA for policy
+-- authors' tests. Superusers only, and only while kakunin.allow_test_ca is on.
+
+-- The test CA's private key. Its certificate is the trust anchor it names
+-- (trust_anchors.test_anchor); removing that anchor removes the key. Not
+-- registered with pg_extension_config_dump: the key of a test CA stays in the
+-- database it was made in (a restored copy keeps the anchor, which trusts
+-- nothing without kakunin.allow_test_ca, and kakunin.disable_test_ca removes it).
+CREATE TABLE kakunin.test_ca (
+    anchor_name      text PRIMARY KEY REFERENCES kakunin.trust_anchors (name) ON DELETE CASCADE,
+    private_key      bytea NOT NULL,
+    created_at       timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    one_per_database boolean NOT NULL DEFAULT true UNIQUE CHECK (one_per_database)
+);
+REVOKE ALL ON kakunin.test_ca FROM PUBLIC;
+-- The advisor (kakunin_admin) reports a test CA; the key stays out of reach.
+GRANT SELECT (anchor_name, created_at) ON kakunin.test_ca TO kakunin_admin;
+COMMENT ON TABLE kakunin.test_ca IS
+    'The test CA of this database (kakunin.enable_test_ca): its PKCS#8 P-256 private key (RFC 5208) and the trust anchor holding its certificate. At most one row; superusers and the extension owner only.';
+
+REVOKE EXECUTE ON FUNCTION kakunin.enable_test_ca() FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION kakunin.issue_test_certificate(text, text, jsonb, interval) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION kakunin.disable_test_ca() FROM PUBLIC;
+COMMENT ON FUNCTION kakunin.enable_test_ca() IS
+    'Creates this database''s test CA (a P-256 key kept in kakunin.test_ca), trusts it as a test anchor (kakunin.trust_anchors.test_anchor) and returns its certificate (PEM); a second call returns the same certificate. Superuser only (42501), and only while kakunin.allow_test_ca is on (55000). Test anchors are trusted only while that setting is on.';
+COMMENT ON FUNCTION kakunin.issue_test_certificate(text, text, jsonb, interval) IS
+    'Issues an agent certificate in kakunin_pg''s profile (SAN URIs urn:kakunin:agent:<agent_id> and urn:kakunin:tenant:<tenant_id>, the financial scope extension holding scope) signed by the test CA, valid from now (backdated one minute) for valid_for (a month counts 30 days; it must end before the CA expires, 22023); returns the PEM chain (leaf, then the CA) for kakunin.bind_agent, which a superuser or kakunin_gateway member may call without a proof. Superuser only (42501), only while kakunin.allow_test_ca is on and after kakunin.enable_test_ca (55000). Audited (kakunin.test_ca.certificate_issued).';
+COMMENT ON FUNCTION kakunin.disable_test_ca() IS
+    'Removes the test CA, its key and every test anchor; true if there was one. Superuser only (42501); allowed whatever kakunin.allow_test_ca says.';
+
+-- From the seed's SQL helpers to the native ones (src/authoring/adopt_sql_helpers.rs).
+
+-- A C function declared here: its first argument is of type name.
+CREATE FUNCTION kakunin.adopt_sql_helpers(from_schema name DEFAULT 'public', dry_run boolean DEFAULT true)
+RETURNS TABLE (action text, object text, before text, after text)
+LANGUAGE c VOLATILE PARALLEL UNSAFE AS 'MODULE_PATHNAME', 'adopt_sql_helpers_wrapper';
+-- It runs with the caller's rights (ALTER POLICY needs the table's owner,
+-- DROP FUNCTION the function's); not for every role to try.
+REVOKE EXECUTE ON FUNCTION kakunin.adopt_sql_helpers(name, boolean) FROM PUBLIC;
+COMMENT ON FUNCTION kakunin.adopt_sql_helpers(name, boolean) IS
+    'Moves policies off the SQL helpers the seed''s integration guide installs (zero-argument functions in from_schema named kakunin_agent_id, kakunin_cert_status, kakunin_permitted_instruments or another native helper''s name, reading current_setting(), which any role can forge) onto kakunin_pg''s native helpers. One row per step: (''rewrite policy'', ''policy <name> on <table>'', old USING/WITH CHECK, new) and (''drop function'', signature, its source, NULL). With dry_run (the default) it only lists them; with dry_run => false it rewrites every policy PostgreSQL records as calling them (pg_depend), checks that none still does, and drops the functions, in the caller''s transaction with the caller''s rights (table and function owner). Refuses, changing nothing: anything but a policy depending on them (2BP01), a helper whose result type differs from the native one, or from_schema being the extension''s schema (22023), an unknown schema (42704). Audited (kakunin.sql_helpers.adopted). Superuser unless granted.';
+
+-- The policy advisor (issue 12, first slice): what is unsafe or slow in this
+-- database for policies that use kakunin_pg, one row per finding, in the shape
+-- of Supabase's database linter (splinter). It reads the catalogs only
+-- (pg_policy's dependencies, pg_class, pg_auth_members, pg_proc).
 CREATE FUNCTION kakunin.advisor()
 RETURNS TABLE (name text, title text, level text, facing text, categories text[], description text,
                detail text, remediation text, metadata jsonb, cache_key text)
@@ -57,11 +123,14 @@ WITH ext_fn AS (  -- the extension's functions
     SELECT r.oid FROM pg_roles r
     WHERE r.rolname IN ('kakunin_gateway', 'anon', 'authenticated', 'authenticator')
        OR pg_has_role(r.oid, 'kakunin_gateway', 'MEMBER') AND NOT r.rolsuper
-), reach AS (  -- and every role those can reach through membership (INHERIT or SET)
+), reach AS (  -- and every role those can reach through membership (INHERIT or SET),
+    -- except Supabase's service_role through authenticator: PostgREST switches
+    -- to it only for a JWT signed with the service key, a server secret.
     WITH RECURSIVE up(oid) AS (
         SELECT oid FROM facing
       UNION
-        SELECT m.roleid FROM up JOIN pg_auth_members m ON m.member = up.oid)
+        SELECT m.roleid FROM up JOIN pg_auth_members m ON m.member = up.oid
+        WHERE NOT (m.roleid = to_regrole('service_role') AND m.member = to_regrole('authenticator')))
     SELECT oid FROM up
 )
 -- 1. Policies that ask kakunin_pg on a table whose row-level security is off.
@@ -188,8 +257,19 @@ SELECT DISTINCT 'kakunin_unindexed_policy_filter', 'Policy filter column without
        jsonb_build_object('table', t.tbl, 'column', a.attname::text), 'kakunin_unindexed_policy_filter_' || t.tbl || '_' || a.attname
 FROM protected t JOIN pg_attribute a ON a.attrelid = t.oid AND a.attname IN ('agent_id', 'tenant_id') AND NOT a.attisdropped
 WHERE NOT EXISTS (SELECT FROM pg_index i WHERE i.indrelid = t.oid AND i.indkey[0] = a.attnum)
+UNION ALL
+-- 10. A trust anchor made for tests: whoever reads its key (superusers, file-level backups) can mint agents.
+SELECT 'kakunin_test_trust_anchor', 'A test CA is trusted in this database', 'ERROR', 'EXTERNAL', ARRAY['SECURITY'],
+       'kakunin.enable_test_ca() made a CA whose private key is stored in this database; while kakunin.allow_test_ca is on, any certificate it signs binds. It belongs in test databases only.',
+       format('Trust anchor %s (%s) is a test anchor%s; kakunin.allow_test_ca is %s.', a.name, a.subject,
+              CASE WHEN EXISTS (SELECT FROM kakunin.test_ca k WHERE k.anchor_name = a.name)
+                   THEN ' and its private key is in kakunin.test_ca' ELSE '' END,
+              coalesce(current_setting('kakunin.allow_test_ca', true), 'off')),
+       'SELECT kakunin.disable_test_ca();',
+       jsonb_build_object('anchor', a.name, 'fingerprint', a.fingerprint), 'kakunin_test_trust_anchor_' || a.name
+FROM kakunin.trust_anchors a WHERE a.test_anchor
 $advisor$;
 REVOKE EXECUTE ON FUNCTION kakunin.advisor() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION kakunin.advisor() TO kakunin_admin;
 COMMENT ON FUNCTION kakunin.advisor() IS
-    'What is unsafe or slow for kakunin policies in this database, one row per finding (splinter''s columns: name, title, level ERROR|WARN|INFO, facing, categories, description, detail, remediation, metadata, cache_key). Lints: kakunin_rls_disabled, kakunin_rls_not_forced, kakunin_policy_without_status_check, kakunin_privileged_role_reachable, kakunin_view_not_security_invoker, kakunin_security_definer_search_path, kakunin_security_definer_bypasses_rls, kakunin_forgeable_helper, kakunin_rls_no_policy, kakunin_unindexed_policy_filter. kakunin_admin only.';
+    'What is unsafe or slow for kakunin policies in this database, one row per finding (splinter''s columns: name, title, level ERROR|WARN|INFO, facing, categories, description, detail, remediation, metadata, cache_key). Lints: kakunin_rls_disabled, kakunin_rls_not_forced, kakunin_policy_without_status_check, kakunin_privileged_role_reachable, kakunin_view_not_security_invoker, kakunin_security_definer_search_path, kakunin_security_definer_bypasses_rls, kakunin_forgeable_helper, kakunin_rls_no_policy, kakunin_unindexed_policy_filter, kakunin_test_trust_anchor. kakunin_admin only.';

@@ -9,8 +9,11 @@ CREATE TABLE kakunin.trust_anchors (
     certificate bytea NOT NULL,
     not_after   timestamptz NOT NULL,
     added_at    timestamptz NOT NULL DEFAULT pg_catalog.now(),
-    added_by    text NOT NULL DEFAULT CURRENT_USER
+    added_by    text NOT NULL DEFAULT CURRENT_USER,
+    test_anchor boolean NOT NULL DEFAULT false
 );
+COMMENT ON COLUMN kakunin.trust_anchors.test_anchor IS
+    'A test CA''s certificate (kakunin.enable_test_ca): trusted only while kakunin.allow_test_ca is on; kakunin.advisor() reports one (kakunin_test_trust_anchor).';
 COMMENT ON TABLE kakunin.trust_anchors IS
     'CA certificates an agent certificate must chain to. Change it with kakunin.add_trust_anchor / kakunin.remove_trust_anchor.';
 

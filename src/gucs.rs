@@ -18,6 +18,7 @@ static VERIFY_TIMEOUT_MS: GucSetting<i32> = GucSetting::<i32>::new(2000);
 static CHECKPOINT_INTERVAL_S: GucSetting<i32> = GucSetting::<i32>::new(300);
 static WORKER_DATABASE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 static WORKER_NAPTIME_MS: GucSetting<i32> = GucSetting::<i32>::new(1_000);
+static ALLOW_TEST_CA: GucSetting<bool> = GucSetting::<bool>::new(false);
 
 /// Defines the settings; called once from `_PG_init`.
 pub fn init() {
@@ -48,6 +49,14 @@ pub fn init() {
         86_400,
         GucContext::Suset,
         GucFlags::UNIT_S,
+    );
+    GucRegistry::define_bool_guc(
+        c"kakunin.allow_test_ca",
+        c"Whether this database may hold and trust a test CA (kakunin.enable_test_ca).",
+        c"Off in production: a test CA's private key lives in the database. While off, kakunin.enable_test_ca and kakunin.issue_test_certificate are refused and certificates chaining to a test anchor do not bind.",
+        &ALLOW_TEST_CA,
+        GucContext::Suset,
+        GucFlags::default(),
     );
     // PostgreSQL refuses to define a server-start setting after startup
     // (FATAL), and without preloading there is no worker for it to configure.
@@ -108,4 +117,9 @@ pub fn audit_worker_database() -> Option<String> {
 /// `kakunin.audit_worker_naptime`.
 pub fn audit_worker_naptime() -> Duration {
     Duration::from_millis(WORKER_NAPTIME_MS.get().max(10) as u64)
+}
+
+/// `kakunin.allow_test_ca`.
+pub fn allow_test_ca() -> bool {
+    ALLOW_TEST_CA.get()
 }

@@ -2,7 +2,7 @@
 //!
 //! Folders by domain, dependencies pointing one way (`scripts/layers.sh`
 //! checks): `pg/` (PostgreSQL plumbing) ← `audit/` ← `revocation/` ←
-//! `identity/` ← `api_keys/` ← `postgrest`, `sandbox/`. `gucs` (every setting) and
+//! `identity/` ← `api_keys/` ← `postgrest`, `sandbox/`, `authoring/`. `gucs` (every setting) and
 //! `upgrade` (symbols older catalogs call) sit beside them.
 //!
 //! - `pg/`: errors and SQLSTATEs, the SPI door, fmgr, privilege, cache invalidation, clock.
@@ -12,6 +12,7 @@
 //! - `api_keys/`: API key functions, who may manage keys, their rows.
 //! - `postgrest`: `kakunin.pre_request()` and `kakunin.current_request_id()`.
 //! - `sandbox/`: `kakunin.execute_as_agent()`, agent SQL as a restricted role.
+//! - `authoring/`: for policy authors: the test CA kit and `kakunin.adopt_sql_helpers()`.
 
 // `SqlResult`'s error is pgrx's `ErrorReport`, which pgrx raises with its
 // SQLSTATE only when returned unboxed (a `Box` would become 22000); it is made
@@ -22,6 +23,7 @@ use pgrx::prelude::*;
 
 mod api_keys;
 mod audit;
+mod authoring;
 mod gucs;
 mod identity;
 mod pg;
@@ -81,9 +83,20 @@ pgrx::extension_sql_file!(
 );
 pgrx::extension_sql_file!("../sql/sandbox.sql", name = "sandbox");
 pgrx::extension_sql_file!(
+    "../sql/test_ca.sql",
+    name = "test_ca",
+    requires = [
+        "revocation",
+        authoring::test_ca::enable_test_ca,
+        authoring::test_ca::issue_test_certificate,
+        authoring::test_ca::disable_test_ca,
+    ]
+);
+pgrx::extension_sql_file!("../sql/adopt_sql_helpers.sql", name = "adopt_sql_helpers");
+pgrx::extension_sql_file!(
     "../sql/advisor.sql",
     name = "advisor",
-    requires = ["identity"]
+    requires = ["identity", "test_ca"]
 );
 pgrx::extension_sql_file!(
     "../sql/audit.sql",

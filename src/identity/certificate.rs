@@ -144,7 +144,14 @@ pub fn check(input: &str, at: i64, visibility: Visibility) -> Result<Checked, Re
             }
             verdict
         }
-    }?;
+    }
+    .map_err(|e| {
+        let mut refusal = Refusal::from(e);
+        if trust::test_anchors_ignored() {
+            refusal.message += " (test anchors are trusted only while kakunin.allow_test_ca is on)";
+        }
+        refusal
+    })?;
     let stale_crl = crl::stale_status(&parsed.profile.issuer_der, read, at);
     let status = match verdict {
         ChainVerdict::Expired => match registry_entry {

@@ -7,6 +7,8 @@
 //! - `42501`: the caller lacks a privilege.
 //! - `42704`: a named object (a role) does not exist.
 //! - `25006`: a write this server or transaction cannot make; `54000`: over a limit.
+//! - `55000`: a prerequisite is missing (a setting off, an object not created yet).
+//! - `2BP01`: other objects still depend on what would be dropped.
 //!
 //! Inner functions return [`Result`]; a `#[pg_extern]` returns [`SqlResult`]
 //! and `?` turns a [`KakuninError`] into the [`ErrorReport`] pgrx raises with
@@ -30,6 +32,10 @@ pub enum KakuninError {
     ReadOnly(String),
     /// A result or input over a documented limit (`54000`).
     TooLarge(String),
+    /// A prerequisite state is missing (`55000`).
+    NotReady(String),
+    /// Objects still depend on what would be dropped (`2BP01`).
+    Dependents(String),
 }
 
 /// What inner functions return.
@@ -56,6 +62,8 @@ impl KakuninError {
             KakuninError::NotFound(_) => PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
             KakuninError::ReadOnly(_) => PgSqlErrorCode::ERRCODE_READ_ONLY_SQL_TRANSACTION,
             KakuninError::TooLarge(_) => PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
+            KakuninError::NotReady(_) => PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            KakuninError::Dependents(_) => PgSqlErrorCode::ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST,
         }
     }
 
@@ -66,7 +74,9 @@ impl KakuninError {
             | KakuninError::NotFound(m)
             | KakuninError::Privilege(m)
             | KakuninError::ReadOnly(m)
-            | KakuninError::TooLarge(m) => m.clone(),
+            | KakuninError::TooLarge(m)
+            | KakuninError::NotReady(m)
+            | KakuninError::Dependents(m) => m.clone(),
             KakuninError::NullArgument(what) => format!("{what} must not be NULL"),
         }
     }

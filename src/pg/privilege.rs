@@ -130,6 +130,17 @@ pub fn require_admin(function: &str) -> Result<()> {
     Ok(())
 }
 
+/// Refuses (`42501`) a caller that is not a superuser, naming `function`.
+pub fn require_superuser(function: &str) -> Result<()> {
+    // SAFETY: superuser() reads the current user's catalog entry (cached).
+    if !unsafe { pg_sys::superuser() } {
+        return Err(KakuninError::Privilege(format!(
+            "permission denied for {function}: only a superuser may call it"
+        )));
+    }
+    Ok(())
+}
+
 /// Members of `kakunin_admin` (and the extension owner, and superusers).
 pub fn is_admin() -> bool {
     // SAFETY: as in caller_is_gateway.

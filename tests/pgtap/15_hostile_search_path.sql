@@ -90,6 +90,11 @@ INSERT INTO hostile_calls (as_role, fn, sql, must_succeed) SELECT r, fn::regproc
         'SELECT kakunin.export_evidence(pg_catalog.now() OPERATOR(pg_catalog.-) ''1 day''::pg_catalog.interval, ''infinity'')',
         r = 'hostile_admin'),
     ('kakunin.bind_agent_serial(text)', 'SELECT kakunin.bind_agent_serial(''01'')', false),
+    -- Superusers only (the test kit), or revoked from PUBLIC (adoption).
+    ('kakunin.enable_test_ca()', 'SELECT kakunin.enable_test_ca()', false),
+    ('kakunin.issue_test_certificate(text,text,jsonb,interval)', 'SELECT kakunin.issue_test_certificate(''agt'')', false),
+    ('kakunin.disable_test_ca()', 'SELECT kakunin.disable_test_ca()', false),
+    ('kakunin.adopt_sql_helpers(name,boolean)', 'SELECT count(*) FROM kakunin.adopt_sql_helpers(''public'')', false),
     -- The trigger functions run inside the writes above; called directly they refuse.
     ('kakunin.invalidate_caches()', 'SELECT kakunin.invalidate_caches()', false),
     ('kakunin.audit_guard()', 'SELECT kakunin.audit_guard()', false)

@@ -94,21 +94,22 @@ fn decode_base64_der(text: &str) -> Result<Vec<Vec<u8>>, InputError> {
     Ok(vec![der])
 }
 
+/// PEM (RFC 7468 §5) of one DER certificate: what [`decode`] reads back.
+pub fn to_pem(der: &[u8]) -> String {
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut out = String::from("-----BEGIN CERTIFICATE-----\n");
+    for chunk in b64.as_bytes().chunks(64) {
+        // base64 output is ASCII, so every chunk is UTF-8.
+        out.push_str(std::str::from_utf8(chunk).unwrap_or_default());
+        out.push('\n');
+    }
+    out.push_str("-----END CERTIFICATE-----\n");
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// PEM of one DER certificate.
-    fn to_pem(der: &[u8]) -> String {
-        let b64 = base64::engine::general_purpose::STANDARD.encode(der);
-        let mut out = String::from("-----BEGIN CERTIFICATE-----\n");
-        for chunk in b64.as_bytes().chunks(64) {
-            out.push_str(std::str::from_utf8(chunk).unwrap_or_default());
-            out.push('\n');
-        }
-        out.push_str("-----END CERTIFICATE-----\n");
-        out
-    }
 
     const DER: &[u8] = &[0x30, 0x03, 0x02, 0x01, 0x01];
 

@@ -29,6 +29,8 @@ pub mod proof;
 pub mod scope;
 pub mod serial;
 pub mod spki;
+pub mod sql_calls;
+pub mod test_ca;
 pub mod verify_answer;
 pub mod webhook;
 

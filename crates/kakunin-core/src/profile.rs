@@ -119,7 +119,8 @@ pub fn read_profile(leaf_der: &[u8]) -> Result<AgentProfile, ProfileError> {
     })
 }
 
-fn check_identifier(what: &str, id: &str) -> Result<String, ProfileError> {
+/// Checks an agent or tenant id: 1 to 256 bytes, no whitespace or control characters.
+pub fn check_identifier(what: &str, id: &str) -> Result<String, ProfileError> {
     if id.is_empty() {
         return Err(ProfileError::BadIdentifier(format!("{what} is empty")));
     }
@@ -161,7 +162,7 @@ fn read_scope(cert: &X509Certificate<'_>) -> Result<FinancialScope, ProfileError
 
 /// Content octets of the scope OID's DER encoding (X.690 §8.19: first two arcs
 /// folded into one, each arc base-128, high bit on all but the last byte).
-fn scope_oid_der_body() -> Vec<u8> {
+pub(crate) fn scope_oid_der_body() -> Vec<u8> {
     let arcs: Vec<u128> = SCOPE_EXTENSION_OID
         .split('.')
         .map(|a| a.parse().unwrap_or(0))
