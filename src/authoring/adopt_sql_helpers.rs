@@ -54,7 +54,9 @@ type Row = (String, String, Option<String>, Option<String>);
 
 /// Declared in `sql/adopt_sql_helpers.sql` (`from_schema` is of type `name`,
 /// which pgrx does not generate). The result is spelled out, not `SqlResult`:
-/// pgrx's SQL generator resolves a table's columns only through `Result`.
+/// pgrx's SQL generator resolves a table's columns only through `Result`,
+/// and only when written in place (hence the allowed complexity).
+#[allow(clippy::type_complexity)]
 #[pg_extern(sql = false)]
 fn adopt_sql_helpers(
     from_schema: Option<&CStr>,

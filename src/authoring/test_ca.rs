@@ -98,8 +98,8 @@ fn issue_test_certificate(
     let agent_id = required(agent_id, "agent_id")?;
     let scope = required(scope, "scope")?;
     let valid_for = required(valid_for, "valid_for")?;
-    let scope = FinancialScope::from_json(&scope.0.to_string())
-        .map_err(KakuninError::InvalidArgument)?;
+    let scope =
+        FinancialScope::from_json(&scope.0.to_string()).map_err(KakuninError::InvalidArgument)?;
     let ca = load().ok_or_else(|| {
         KakuninError::NotReady(
             "this database has no test CA: call kakunin.enable_test_ca() first".into(),
