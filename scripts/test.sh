@@ -43,4 +43,7 @@ for PG in 15 18; do
   step "pgTAP and TAP suites on PostgreSQL $PG"
   # `cargo pgrx test` left its test build installed; scripts/pgtap.sh installs the real one.
   bash scripts/pgtap.sh
+
+  step "example projects (examples/*/supabase) on PostgreSQL $PG"
+  bash scripts/examples.sh
 done
