@@ -4,12 +4,15 @@
 //! policies calling them) onto the native helpers, in one transaction.
 //!
 //! Which policies call the old functions, and whether anything else does, is
-//! read from `pg_depend`; each policy's expressions are deparsed
+//! read from `pg_depend` (and, for SQL and PL/pgSQL bodies, which it does not
+//! track, from their text); each policy's expressions are deparsed
 //! (`pg_get_expr`, every name qualified under the pinned `search_path`),
 //! repointed token by token (`kakunin_core::sql_calls`) and set again with
-//! ALTER POLICY. Afterwards PostgreSQL's own records must show no policy on
-//! an old function before the functions are dropped (RESTRICT). Runs with
-//! the caller's rights: the caller must own the tables and the functions.
+//! ALTER POLICY, run as the table's owner in a security-restricted operation
+//! (re-parsing a constant runs its domain's CHECK, which the owner wrote).
+//! Afterwards PostgreSQL's own records must show each policy calling exactly
+//! what it called before with every old function replaced by its native
+//! twin, before the functions are dropped (RESTRICT).
 
 use std::ffi::CStr;
 
@@ -20,7 +23,7 @@ use serde_json::json;
 use pgrx::pg_sys::panic::ErrorReport;
 
 use crate::pg::error::{required, spi_failed, KakuninError, Result};
-use crate::pg::spi;
+use crate::pg::{privilege, spi};
 
 /// The native helpers a SQL function of the same name can stand in for.
 const HELPERS: &[&str] = &[
@@ -35,12 +38,19 @@ const HELPERS: &[&str] = &[
 
 struct OldFunction {
     oid: pg_sys::Oid,
+    /// The extension's helper of the same name.
+    native: pg_sys::Oid,
     name: String,
     signature: String,
     source: String,
 }
 
 struct Policy {
+    oid: pg_sys::Oid,
+    /// The table's owner, who runs the rewrite.
+    owner: pg_sys::Oid,
+    /// Every function the policy calls (pg_depend), sorted.
+    calls: Vec<pg_sys::Oid>,
     /// `policy <name> on <table>`, for the result.
     label: String,
     name: String,
@@ -88,12 +98,14 @@ fn adopt(from_schema: &str, dry_run: bool) -> Result<Vec<Row>> {
     let (schema_oid, target) = schemas(from_schema)?;
     let old = old_functions(schema_oid, &target)?;
     let oids: Vec<pg_sys::Oid> = old.iter().map(|f| f.oid).collect();
-    refuse_other_dependents(&oids)?;
     let names: Vec<&str> = old.iter().map(|f| f.name.as_str()).collect();
+    refuse_other_dependents(&oids, from_schema, &names)?;
+    let policies = policies(&oids);
+    refuse_overloads(schema_oid, &policies)?;
 
     let mut rows = Vec::new();
     let mut rewrites = Vec::new();
-    for policy in policies(&oids) {
+    for policy in policies {
         let repoint = |expr: &Option<String>| {
             expr.as_deref()
                 .map(|e| sql_calls::repoint(e, from_schema, &names, &target).0)
@@ -127,16 +139,22 @@ fn adopt(from_schema: &str, dry_run: bool) -> Result<Vec<Row>> {
         if let Some(check) = with_check {
             sql += &format!(" WITH CHECK ({check})");
         }
-        spi::run(&sql, &[]).unwrap_or_else(|e| spi_failed("rewrite a policy", e));
+        privilege::as_owner_restricted(policy.owner, || spi::run(&sql, &[]))
+            .unwrap_or_else(|e| spi_failed("rewrite a policy", e));
     }
-    // PostgreSQL recorded what each rewritten policy calls: none may still
-    // call an old function (a call the deparser wrote in a form not repointed).
-    let left = policies(&oids);
-    if let Some(policy) = left.first() {
-        return Err(KakuninError::Dependents(format!(
-            "{} still calls a function of schema \"{from_schema}\" after its rewrite; nothing was changed",
-            policy.label
-        )));
+    // PostgreSQL recorded what each rewritten policy calls now: exactly what it
+    // called before, each old function replaced by its native twin.
+    let native = |f: &pg_sys::Oid| old.iter().find(|o| o.oid == *f).map_or(*f, |o| o.native);
+    for (policy, ..) in &rewrites {
+        let mut expected: Vec<pg_sys::Oid> = policy.calls.iter().map(native).collect();
+        expected.sort_unstable_by_key(|o| o.to_u32());
+        expected.dedup();
+        if calls_of(policy.oid) != expected {
+            return Err(KakuninError::Dependents(format!(
+                "{} would not call the same functions after its rewrite (an old helper's call was not repointed exactly); nothing was changed",
+                policy.label
+            )));
+        }
     }
     for f in &old {
         spi::run(&format!("DROP FUNCTION {} RESTRICT", f.signature), &[])
@@ -205,14 +223,16 @@ fn old_functions(schema: pg_sys::Oid, target: &str) -> Result<Vec<OldFunction>> 
             .select(
                 "SELECT p.oid, p.proname::text, p.oid::pg_catalog.regprocedure::text, p.prosrc,
                         pg_catalog.format_type(p.prorettype, NULL),
-                        (SELECT pg_catalog.format_type(q.prorettype, NULL) FROM pg_catalog.pg_proc q
-                         JOIN pg_catalog.pg_depend d ON d.objid OPERATOR(pg_catalog.=) q.oid
-                              AND d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass
-                              AND d.deptype OPERATOR(pg_catalog.=) 'e'
-                         JOIN pg_catalog.pg_extension e ON e.oid OPERATOR(pg_catalog.=) d.refobjid
-                              AND e.extname OPERATOR(pg_catalog.=) 'kakunin_pg'
-                         WHERE q.proname OPERATOR(pg_catalog.=) p.proname AND q.pronargs OPERATOR(pg_catalog.=) 0)
+                        n.oid, pg_catalog.format_type(n.prorettype, NULL)
                  FROM pg_catalog.pg_proc p
+                 LEFT JOIN LATERAL (
+                     SELECT q.oid, q.prorettype FROM pg_catalog.pg_proc q
+                     JOIN pg_catalog.pg_depend d ON d.objid OPERATOR(pg_catalog.=) q.oid
+                          AND d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass
+                          AND d.deptype OPERATOR(pg_catalog.=) 'e'
+                     JOIN pg_catalog.pg_extension e ON e.oid OPERATOR(pg_catalog.=) d.refobjid
+                          AND e.extname OPERATOR(pg_catalog.=) 'kakunin_pg'
+                     WHERE q.proname OPERATOR(pg_catalog.=) p.proname AND q.pronargs OPERATOR(pg_catalog.=) 0) n ON true
                  WHERE p.pronamespace OPERATOR(pg_catalog.=) $1 AND p.pronargs OPERATOR(pg_catalog.=) 0
                    AND p.prokind OPERATOR(pg_catalog.=) 'f' AND p.proname OPERATOR(pg_catalog.=) ANY ($2)
                  ORDER BY p.proname",
@@ -221,31 +241,32 @@ fn old_functions(schema: pg_sys::Oid, target: &str) -> Result<Vec<OldFunction>> 
             )?
             .map(|row| {
                 Ok::<_, pgrx::spi::Error>((
-                    row.get::<pg_sys::Oid>(1)?,
-                    row.get::<String>(2)?,
-                    row.get::<String>(3)?,
+                    (row.get::<pg_sys::Oid>(1)?, row.get::<String>(2)?, row.get::<String>(3)?),
                     row.get::<String>(4)?,
                     row.get::<String>(5)?,
-                    row.get::<String>(6)?,
+                    (row.get::<pg_sys::Oid>(6)?, row.get::<String>(7)?),
                 ))
             })
             .collect::<std::result::Result<Vec<_>, _>>()
     })
     .unwrap_or_else(|e| spi_failed("read the SQL helpers", e));
     let mut old = Vec::new();
-    for (oid, name, signature, source, returns, native) in found {
+    for ((oid, name, signature), source, returns, (native, native_returns)) in found {
         let (Some(oid), Some(name), Some(signature)) = (oid, name, signature) else {
             continue;
         };
-        let native = native.unwrap_or_default();
-        if returns.as_deref() != Some(native.as_str()) {
+        let (Some(native), Some(native_returns)) = (native, native_returns) else {
+            continue;
+        };
+        if returns.as_deref() != Some(native_returns.as_str()) {
             return Err(invalid(format!(
-                "{signature} returns {}, but the native {target}.{name}() returns {native}: its policies would change meaning; nothing was changed",
+                "{signature} returns {}, but the native {target}.{name}() returns {native_returns}: its policies would change meaning; nothing was changed",
                 returns.unwrap_or_default()
             )));
         }
         old.push(OldFunction {
             oid,
+            native,
             name,
             signature,
             source: source.unwrap_or_default(),
@@ -254,10 +275,13 @@ fn old_functions(schema: pg_sys::Oid, target: &str) -> Result<Vec<OldFunction>> 
     Ok(old)
 }
 
-/// Refuses (`2BP01`) if anything but a policy depends on the old functions.
-fn refuse_other_dependents(oids: &[pg_sys::Oid]) -> Result<()> {
-    let others: Vec<String> = spi::connect(|client| {
-        client
+/// Refuses (`2BP01`) if anything but a policy depends on the old functions:
+/// what `pg_depend` records, and SQL or PL/pgSQL bodies that call one
+/// qualified with `from_schema` (bodies are not tracked; after the drop such a
+/// call would fail, or find whatever someone creates there later).
+fn refuse_other_dependents(oids: &[pg_sys::Oid], from_schema: &str, names: &[&str]) -> Result<()> {
+    let (recorded, bodies) = spi::connect(|client| {
+        let recorded = client
             .select(
                 "SELECT DISTINCT pg_catalog.pg_describe_object(d.classid, d.objid, d.objsubid)
                         || ' depends on ' || d.refobjid::pg_catalog.regprocedure::text
@@ -270,12 +294,35 @@ fn refuse_other_dependents(oids: &[pg_sys::Oid]) -> Result<()> {
                 &[oids.to_vec().into()],
             )?
             .map(|row| row.get::<String>(1))
-            .collect::<std::result::Result<Vec<_>, _>>()
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let bodies = client
+            .select(
+                "SELECT p.oid::pg_catalog.regprocedure::text, p.prosrc FROM pg_catalog.pg_proc p
+                 WHERE p.prolang IN (SELECT oid FROM pg_catalog.pg_language WHERE lanname IN ('sql', 'plpgsql'))
+                   AND p.oid OPERATOR(pg_catalog.<>) ALL ($1)
+                   AND p.prosrc OPERATOR(pg_catalog.~~) '%kakunin_%'
+                 ORDER BY 1",
+                None,
+                &[oids.to_vec().into()],
+            )?
+            .map(|row| Ok::<_, pgrx::spi::Error>((row.get::<String>(1)?, row.get::<String>(2)?)))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        Ok::<_, pgrx::spi::Error>((recorded, bodies))
     })
-    .unwrap_or_else(|e| spi_failed("read the helpers' dependents", e))
-    .into_iter()
-    .flatten()
-    .collect();
+    .unwrap_or_else(|e| spi_failed("read the helpers' dependents", e));
+    let mut others: Vec<String> = recorded.into_iter().flatten().collect();
+    for (function, body) in bodies {
+        let (Some(function), Some(body)) = (function, body) else {
+            continue;
+        };
+        let calls = sql_calls::repoint(&body, from_schema, names, "").1;
+        if let Some(name) = calls.first() {
+            others.push(format!(
+                "the body of function {function} calls {}.{name}()",
+                quote(from_schema)
+            ));
+        }
+    }
     if !others.is_empty() {
         return Err(KakuninError::Dependents(format!(
             "cannot adopt the SQL helpers: {}; change or drop those first; nothing was changed",
@@ -285,37 +332,114 @@ fn refuse_other_dependents(oids: &[pg_sys::Oid]) -> Result<()> {
     Ok(())
 }
 
-/// The policies PostgreSQL records as calling any of `oids`, their
-/// expressions deparsed under the pinned `search_path` (every name qualified).
-/// Read-write SPI, so that the check after the rewrite sees it.
-fn policies(oids: &[pg_sys::Oid]) -> Vec<Policy> {
+fn quote(schema: &str) -> String {
+    spi::select_one::<String>("SELECT pg_catalog.quote_ident($1)", &[schema.into()])
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| schema.to_string())
+}
+
+/// Refuses (`22023`) a policy that calls an overload of a helper's name in
+/// the schema (one with arguments, all defaulted): its call prints as
+/// `schema.name()` too, so a rewrite by text could not tell them apart.
+fn refuse_overloads(schema: pg_sys::Oid, policies: &[Policy]) -> Result<()> {
+    let overloads: Vec<(pg_sys::Oid, String)> = spi::connect(|client| {
+        client
+            .select(
+                "SELECT p.oid, p.oid::pg_catalog.regprocedure::text FROM pg_catalog.pg_proc p
+                 WHERE p.pronamespace OPERATOR(pg_catalog.=) $1 AND p.pronargs OPERATOR(pg_catalog.>) 0
+                   AND p.proname OPERATOR(pg_catalog.=) ANY ($2)",
+                None,
+                &[schema.into(), HELPERS.to_vec().into()],
+            )?
+            .map(|row| Ok::<_, pgrx::spi::Error>((row.get::<pg_sys::Oid>(1)?, row.get::<String>(2)?)))
+            .collect::<std::result::Result<Vec<_>, _>>()
+    })
+    .unwrap_or_else(|e| spi_failed("read the helpers' overloads", e))
+    .into_iter()
+    .filter_map(|(oid, signature)| Some((oid?, signature?)))
+    .collect();
+    for policy in policies {
+        if let Some((_, signature)) = overloads.iter().find(|(oid, _)| policy.calls.contains(oid)) {
+            return Err(invalid(format!(
+                "{} calls {signature}, an overload of a helper's name whose call reads like the helper's; rename or drop it first; nothing was changed",
+                policy.label
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Every function policy `oid` calls, as PostgreSQL recorded it, sorted.
+/// Read-write SPI, so that it sees the rewrite just made.
+fn calls_of(policy: pg_sys::Oid) -> Vec<pg_sys::Oid> {
     spi::connect_mut(|client| {
         client
             .select(
-                "SELECT pg_catalog.format('policy %I on %s', pol.polname, pol.polrelid::pg_catalog.regclass),
+                "SELECT DISTINCT d.refobjid FROM pg_catalog.pg_depend d
+                 WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_policy'::pg_catalog.regclass
+                   AND d.objid OPERATOR(pg_catalog.=) $1
+                   AND d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass
+                 ORDER BY 1",
+                None,
+                &[policy.into()],
+            )?
+            .map(|row| row.get::<pg_sys::Oid>(1))
+            .collect::<std::result::Result<Vec<_>, _>>()
+    })
+    .unwrap_or_else(|e| spi_failed("read a policy's calls", e))
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
+/// The policies PostgreSQL records as calling any of `oids`, their
+/// expressions deparsed under the pinned `search_path` (every name qualified).
+fn policies(oids: &[pg_sys::Oid]) -> Vec<Policy> {
+    let rows = spi::connect(|client| {
+        client
+            .select(
+                "SELECT pol.oid, c.relowner,
+                        pg_catalog.format('policy %I on %s', pol.polname, pol.polrelid::pg_catalog.regclass),
                         pg_catalog.quote_ident(pol.polname), pol.polrelid::pg_catalog.regclass::text,
                         pg_catalog.pg_get_expr(pol.polqual, pol.polrelid),
                         pg_catalog.pg_get_expr(pol.polwithcheck, pol.polrelid)
-                 FROM pg_catalog.pg_policy pol
+                 FROM pg_catalog.pg_policy pol JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) pol.polrelid
                  WHERE pol.oid OPERATOR(pg_catalog.=) ANY (ARRAY(
                      SELECT d.objid FROM pg_catalog.pg_depend d
                      WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_policy'::pg_catalog.regclass
                        AND d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass
                        AND d.refobjid OPERATOR(pg_catalog.=) ANY ($1)))
-                 ORDER BY 3, 2",
+                 ORDER BY 5, 4",
                 None,
                 &[oids.to_vec().into()],
             )?
             .map(|row| {
-                Ok::<_, pgrx::spi::Error>(Policy {
-                    label: row.get::<String>(1)?.unwrap_or_default(),
-                    name: row.get::<String>(2)?.unwrap_or_default(),
-                    table: row.get::<String>(3)?.unwrap_or_default(),
-                    using: row.get::<String>(4)?,
-                    with_check: row.get::<String>(5)?,
-                })
+                Ok::<_, pgrx::spi::Error>((
+                    row.get::<pg_sys::Oid>(1)?.unwrap_or(pg_sys::InvalidOid),
+                    row.get::<pg_sys::Oid>(2)?.unwrap_or(pg_sys::InvalidOid),
+                    row.get::<String>(3)?.unwrap_or_default(),
+                    row.get::<String>(4)?.unwrap_or_default(),
+                    row.get::<String>(5)?.unwrap_or_default(),
+                    row.get::<String>(6)?,
+                    row.get::<String>(7)?,
+                ))
             })
             .collect::<std::result::Result<Vec<_>, _>>()
     })
-    .unwrap_or_else(|e| spi_failed("read the policies", e))
+    .unwrap_or_else(|e| spi_failed("read the policies", e));
+    rows.into_iter()
+        .map(
+            |(oid, owner, label, name, table, using, with_check)| Policy {
+                oid,
+                owner,
+                calls: calls_of(oid),
+                label,
+                name,
+                table,
+                using,
+                with_check,
+            },
+        )
+        .collect()
 }

@@ -81,7 +81,20 @@ fn extension_owner() -> pg_sys::Oid {
 /// created can run with the owner's rights. An error inside `f` aborts the
 /// (sub)transaction, which restores the user and the setting itself.
 pub fn as_extension_owner<R>(f: impl FnOnce() -> R) -> R {
-    let owner = extension_owner();
+    as_user(extension_owner(), 0, f)
+}
+
+/// Runs `f` as `role` in a security-restricted operation, the way PostgreSQL
+/// runs VACUUM or REINDEX as a table's owner: whatever the owner's objects run
+/// on the way (a domain's CHECK, an index expression) runs with the owner's
+/// rights, never the caller's, and cannot change the session (no SET ROLE,
+/// no temporary objects). Under the pinned `search_path`, like
+/// [`as_extension_owner`].
+pub fn as_owner_restricted<R>(role: pg_sys::Oid, f: impl FnOnce() -> R) -> R {
+    as_user(role, pg_sys::SECURITY_RESTRICTED_OPERATION as i32, f)
+}
+
+fn as_user<R>(user: pg_sys::Oid, extra_context: i32, f: impl FnOnce() -> R) -> R {
     let (mut saved_user, mut saved_context) = (pg_sys::InvalidOid, 0);
     // SAFETY: reads the current user and security context into locals.
     unsafe { pg_sys::GetUserIdAndSecContext(&mut saved_user, &mut saved_context) };
@@ -89,8 +102,8 @@ pub fn as_extension_owner<R>(f: impl FnOnce() -> R) -> R {
     // SECURITY DEFINER calls do; transaction abort restores the saved values.
     unsafe {
         pg_sys::SetUserIdAndSecContext(
-            owner,
-            saved_context | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32,
+            user,
+            saved_context | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32 | extra_context,
         )
     };
     struct Restore(pg_sys::Oid, i32);

@@ -106,6 +106,13 @@ pub fn insert_anchor(name: &str, der: &[u8], test: bool) -> Result<serde_json::V
         return Err(invalid("trust anchor name must be 1 to 200 bytes".into()));
     }
     chain::check_anchor(der).map_err(|e| invalid(format!("trust anchor is {e}")))?;
+    // A test CA's key was kept in a database: never a production anchor, even
+    // after kakunin.disable_test_ca() removed it (its certificates live on).
+    if !test && kakunin_core::profile::is_test_ca(der) {
+        return Err(invalid(
+            "trust anchor is a kakunin test CA (made by kakunin.enable_test_ca); it can only be trusted as a test anchor".into(),
+        ));
+    }
     let info = kakunin_core::profile::read_ca_summary(der)
         .map_err(|e| invalid(format!("trust anchor is {e}")))?;
     let fingerprint = kakunin_core::sha256_hex(der);

@@ -3,7 +3,7 @@
 -- allowed it, its key is out of every other role's reach, its anchor is
 -- trusted only while allowed, and the advisor reports it.
 BEGIN;
-SELECT plan(31);
+SELECT plan(32);
 
 -- Off by default: nothing can be made, and no other role can turn it on.
 SELECT kakunin_agent_id() \g /dev/null
@@ -31,6 +31,9 @@ SELECT is(kakunin.enable_test_ca(), :'ca'::text, 'a second call returns the same
 SELECT is((SELECT array_agg(name) FROM kakunin.trust_anchors WHERE test_anchor), ARRAY['kakunin-test-ca'],
     'the CA is a trust anchor marked as a test anchor');
 SELECT is((SELECT count(*) FROM kakunin.test_ca), 1::bigint, 'its key is in kakunin.test_ca');
+SELECT is(kakunin_test.error_of(format('SET LOCAL ROLE admin_user; SELECT kakunin.add_trust_anchor(%L, ''laundered'')', :'ca')),
+    '22023: trust anchor is a kakunin test CA (made by kakunin.enable_test_ca); it can only be trusted as a test anchor',
+    'kakunin_admin cannot trust the test CA as a production anchor');
 SAVEPOINT as_agent;
 SELECT kakunin.bind_agent(kakunin.issue_test_certificate('agent-a', 'tenant-1', '{"instruments": ["AAPL"]}')) \g /dev/null
 SET LOCAL ROLE authenticated;

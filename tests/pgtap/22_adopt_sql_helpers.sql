@@ -5,7 +5,7 @@
 -- project examples/supabase runs it on a database built exactly as the seed
 -- describes (helpers in public, extension in extensions).
 BEGIN;
-SELECT plan(20);
+SELECT plan(24);
 
 CREATE SCHEMA seed_app;
 SET LOCAL search_path = seed_app, public;
@@ -60,13 +60,55 @@ CREATE FUNCTION seed_odd.kakunin_agent_id() RETURNS integer LANGUAGE sql AS 'SEL
 SELECT is(kakunin_test.error_of('SELECT * FROM kakunin.adopt_sql_helpers(''seed_odd'', false)'),
     '22023: seed_odd.kakunin_agent_id() returns integer, but the native public.kakunin_agent_id() returns text: its policies would change meaning; nothing was changed',
     'a helper whose result type differs refuses');
+-- A call of an overload with defaulted arguments prints like the helper's.
+CREATE SCHEMA seed_over;
+CREATE FUNCTION seed_over.kakunin_tenant_id(strict_mode int DEFAULT 0) RETURNS text LANGUAGE sql AS $$ SELECT 'deny-all' $$;
+CREATE FUNCTION seed_over.kakunin_agent_id() RETURNS text LANGUAGE sql AS $$ SELECT current_setting('kakunin.agent_id', true) $$;
+CREATE TABLE seed_over.t (agent_id text, tenant text);
+CREATE POLICY q ON seed_over.t USING (agent_id = seed_over.kakunin_agent_id() AND tenant = seed_over.kakunin_tenant_id());
+CREATE FUNCTION seed_over.kakunin_tenant_id() RETURNS text LANGUAGE sql AS $$ SELECT current_setting('kakunin.tenant', true) $$;
+SELECT is(kakunin_test.error_of('SELECT * FROM kakunin.adopt_sql_helpers(''seed_over'')'),
+    '22023: policy q on seed_over.t calls seed_over.kakunin_tenant_id(integer), an overload of a helper''s name whose call reads like the helper''s; rename or drop it first; nothing was changed',
+    'a policy calling an overload of a helper''s name refuses (its call cannot be told apart)');
+-- SQL and PL/pgSQL bodies are not in pg_depend: their text is read.
+CREATE SCHEMA seed_body;
+CREATE FUNCTION seed_body.kakunin_agent_id() RETURNS text LANGUAGE sql AS $$ SELECT current_setting('kakunin.agent_id', true) $$;
+CREATE FUNCTION seed_body.is_mine(a text) RETURNS boolean LANGUAGE sql STABLE
+    AS $$ SELECT a = /* who's calling */ seed_body.kakunin_agent_id() $$;
+SELECT is(kakunin_test.error_of('SELECT * FROM kakunin.adopt_sql_helpers(''seed_body'', false)'),
+    '2BP01: cannot adopt the SQL helpers: the body of function seed_body.is_mine(text) calls seed_body.kakunin_agent_id(); change or drop those first; nothing was changed',
+    'a function body calling a helper by its schema refuses');
 SELECT is((SELECT count(*) FROM pg_proc WHERE pronamespace = 'seed_app'::regnamespace), 3::bigint, 'the helpers are all still there');
+
+-- A table owner's trap: re-parsing a policy's constant runs its domain's CHECK.
+-- The rewrite runs as the owner (restricted), never with the caller's rights.
+CREATE TABLE public.adopt_trap_calls (who text);
+GRANT INSERT ON public.adopt_trap_calls TO PUBLIC;
+CREATE SCHEMA trap_app AUTHORIZATION table_owner;
+GRANT USAGE ON SCHEMA seed_app TO table_owner;
+SET LOCAL ROLE table_owner;
+CREATE FUNCTION trap_app.note_caller(int) RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO public.adopt_trap_calls VALUES (current_user);
+    IF (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user) THEN
+        EXECUTE 'ALTER ROLE table_owner SUPERUSER';
+    END IF;
+    RETURN true;
+END $$;
+CREATE DOMAIN trap_app.trap AS int CHECK (trap_app.note_caller(VALUE));
+CREATE TABLE trap_app.owned (id int, agent_id text);
+ALTER TABLE trap_app.owned ENABLE ROW LEVEL SECURITY;
+CREATE POLICY trapped ON trap_app.owned
+    USING (agent_id = seed_app.kakunin_agent_id() AND id = ANY ('{1}'::trap_app.trap[]));
+RESET ROLE;
+DELETE FROM public.adopt_trap_calls;
 
 -- The dry run (the default) lists and changes nothing.
 SELECT results_eq(
     $$SELECT action, object FROM kakunin.adopt_sql_helpers('seed_app')$$,
     $$VALUES ('rewrite policy', 'policy agents_insert_own on seed_app.orders'),
              ('rewrite policy', 'policy agents_read_own on seed_app.orders'),
+             ('rewrite policy', 'policy trapped on trap_app.owned'),
              ('drop function', 'seed_app.kakunin_agent_id()'),
              ('drop function', 'seed_app.kakunin_cert_status()'),
              ('drop function', 'seed_app.kakunin_permitted_instruments()')$$,
@@ -77,7 +119,10 @@ SELECT is((SELECT after FROM kakunin.adopt_sql_helpers('seed_app') WHERE object 
 SELECT is((SELECT count(*) FROM pg_proc WHERE pronamespace = 'seed_app'::regnamespace), 3::bigint, 'the dry run dropped nothing');
 
 -- The real run.
-SELECT is((SELECT count(*) FROM kakunin.adopt_sql_helpers('seed_app', dry_run => false)), 5::bigint, 'five steps taken');
+SELECT is((SELECT count(*) FROM kakunin.adopt_sql_helpers('seed_app', dry_run => false)), 6::bigint, 'six steps taken');
+SELECT is((SELECT array_agg(who) FROM public.adopt_trap_calls), ARRAY['table_owner']::text[],
+    'the trap''s CHECK ran during the rewrite, as the table''s owner');
+SELECT ok(NOT (SELECT rolsuper FROM pg_roles WHERE rolname = 'table_owner'), 'and its owner did not become a superuser');
 SELECT is((SELECT count(*) FROM pg_proc WHERE pronamespace = 'seed_app'::regnamespace), 0::bigint, 'the SQL helpers are gone');
 SELECT is((SELECT array_agg(DISTINCT p.oid::regprocedure::text ORDER BY p.oid::regprocedure::text)
            FROM pg_policy pol JOIN pg_depend d ON d.classid = 'pg_policy'::regclass AND d.objid = pol.oid

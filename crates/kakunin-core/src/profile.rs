@@ -160,13 +160,30 @@ fn read_scope(cert: &X509Certificate<'_>) -> Result<FinancialScope, ProfileError
     FinancialScope::from_json(text.as_str()).map_err(ProfileError::BadScope)
 }
 
-/// Content octets of the scope OID's DER encoding (X.690 §8.19: first two arcs
-/// folded into one, each arc base-128, high bit on all but the last byte).
+/// `2.25.<uuid>`: marks a CA certificate made by the test kit
+/// ([`crate::test_ca`]), so it cannot be trusted as a production anchor.
+pub const TEST_CA_EXTENSION_OID: &str = "2.25.298900544965398659084009494318438196115";
+
+/// Whether `der` is a CA certificate made by the test kit (it carries the
+/// [`TEST_CA_EXTENSION_OID`] extension). Unparseable input is not.
+pub fn is_test_ca(der: &[u8]) -> bool {
+    let oid = oid_der_body(TEST_CA_EXTENSION_OID);
+    X509Certificate::from_der(der).is_ok_and(|(_, cert)| {
+        cert.extensions()
+            .iter()
+            .any(|ext| ext.oid.as_bytes() == oid.as_slice())
+    })
+}
+
+/// Content octets of the scope OID's DER encoding.
 pub(crate) fn scope_oid_der_body() -> Vec<u8> {
-    let arcs: Vec<u128> = SCOPE_EXTENSION_OID
-        .split('.')
-        .map(|a| a.parse().unwrap_or(0))
-        .collect();
+    oid_der_body(SCOPE_EXTENSION_OID)
+}
+
+/// Content octets of an OID's DER encoding (X.690 §8.19: first two arcs
+/// folded into one, each arc base-128, high bit on all but the last byte).
+pub(crate) fn oid_der_body(dotted: &str) -> Vec<u8> {
+    let arcs: Vec<u128> = dotted.split('.').map(|a| a.parse().unwrap_or(0)).collect();
     let mut body = Vec::new();
     let mut encode = |mut arc: u128| {
         let mut chunk = vec![(arc & 0x7f) as u8];

@@ -6,8 +6,10 @@
 //! The deparser writes every call as `schema.name(` with identifiers quoted
 //! only where needed (`quote_identifier`), literals as `'…'` with `''` inside,
 //! or `E'…'` with backslash escapes when `standard_conforming_strings` is off.
-//! A small lexer over those three token kinds is enough; the caller checks
-//! the result through PostgreSQL's own dependency records.
+//! A small lexer over those token kinds is enough; the caller checks the
+//! result through PostgreSQL's own dependency records. The same lexer finds
+//! such calls in function bodies (which `pg_depend` does not track), so it
+//! also skips comments and dollar-quoted strings.
 
 /// A token of deparsed SQL that matters here; everything else is `Other`.
 #[derive(Debug, PartialEq)]
@@ -29,7 +31,38 @@ fn lex(sql: &str) -> Vec<(Token, std::ops::Range<usize>)> {
         let escape_string = (c == b'E' || c == b'e')
             && bytes.get(i + 1) == Some(&b'\'')
             && !ident_byte(prev(bytes, i));
-        if c == b'\'' || escape_string {
+        if c == b'-' && bytes.get(i + 1) == Some(&b'-') {
+            // A comment, to the end of the line (function bodies have them).
+            while i < bytes.len() && bytes[i] != b'\n' {
+                i += 1;
+            }
+            out.push((Token::Literal, start..i));
+        } else if c == b'/' && bytes.get(i + 1) == Some(&b'*') {
+            // A block comment; PostgreSQL's nest.
+            let mut depth = 0;
+            while i < bytes.len() {
+                if bytes[i] == b'/' && bytes.get(i + 1) == Some(&b'*') {
+                    depth += 1;
+                    i += 2;
+                } else if bytes[i] == b'*' && bytes.get(i + 1) == Some(&b'/') {
+                    depth -= 1;
+                    i += 2;
+                    if depth == 0 {
+                        break;
+                    }
+                } else {
+                    i += 1;
+                }
+            }
+            out.push((Token::Literal, start..i.min(bytes.len())));
+        } else if let Some(tag) = dollar_tag(&sql[i..]).filter(|_| !ident_byte(prev(bytes, i))) {
+            // A dollar-quoted string: $$…$$ or $tag$…$tag$.
+            i += tag.len();
+            i = sql[i..]
+                .find(tag)
+                .map_or(bytes.len(), |end| i + end + tag.len());
+            out.push((Token::Literal, start..i));
+        } else if c == b'\'' || escape_string {
             i += if escape_string { 2 } else { 1 };
             while i < bytes.len() {
                 match bytes[i] {
@@ -73,6 +106,17 @@ fn lex(sql: &str) -> Vec<(Token, std::ops::Range<usize>)> {
         }
     }
     out
+}
+
+/// The opening `$tag$` at the start of `sql`, if there is one.
+fn dollar_tag(sql: &str) -> Option<&str> {
+    let rest = sql.strip_prefix('$')?;
+    let end = rest.find('$')?;
+    let tag = &rest[..end];
+    let valid = tag.bytes().enumerate().all(|(i, c)| {
+        c.is_ascii_alphabetic() || c == b'_' || c >= 0x80 || (i > 0 && c.is_ascii_digit())
+    });
+    valid.then(|| &sql[..end + 2])
 }
 
 fn prev(bytes: &[u8], i: usize) -> u8 {
@@ -203,6 +247,14 @@ mod tests {
                 .len(),
             0
         );
+    }
+
+    #[test]
+    fn calls_in_function_bodies_are_found_past_comments_and_dollar_quotes() {
+        let body = "-- don't
+            /* nested /* comment */ public.kakunin_agent_id() */
+            SELECT a = public.kakunin_agent_id() FROM t WHERE b = $q$public.kakunin_cert_status()$q$ AND c = $1";
+        assert_eq!(repoint_public(body).1, ["kakunin_agent_id"]);
     }
 
     #[test]

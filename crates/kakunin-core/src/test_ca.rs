@@ -85,6 +85,11 @@ pub fn create(common_name: &str, now: i64) -> Result<TestCa, IssueError> {
             true,
         )?,
         extension(&KeyUsage(KeyUsages::KeyCertSign | KeyUsages::CRLSign), true)?,
+        // Marks it as the test kit's: `add_trust_anchor` refuses it (profile::is_test_ca).
+        raw_extension(
+            &crate::profile::oid_der_body(crate::profile::TEST_CA_EXTENSION_OID),
+            &[0x05, 0x00],
+        )?,
     ];
     let certificate = sign(
         &key,
@@ -204,14 +209,18 @@ fn extension<T: AssociatedOid + Encode>(value: &T, critical: bool) -> Result<Vec
     .map_err(internal)
 }
 
-/// `Extension ::= SEQUENCE { extnID, extnValue OCTET STRING }` (not critical),
-/// the value a DER UTF8String of the scope's JSON ([`crate::scope`]).
+/// The scope extension: its value a DER UTF8String of the scope's JSON ([`crate::scope`]).
 fn scope_extension(json: &str) -> Result<Vec<u8>, IssueError> {
-    let oid = crate::profile::scope_oid_der_body();
-    let oid_der = [tlv(Tag::ObjectIdentifier, &oid)?].concat();
     let value = Utf8StringRef::new(json)
         .and_then(|s| s.to_der())
         .map_err(internal)?;
+    raw_extension(&crate::profile::scope_oid_der_body(), &value)
+}
+
+/// `Extension ::= SEQUENCE { extnID, extnValue OCTET STRING }` (not critical)
+/// for an OID given as its DER content octets and a DER value.
+fn raw_extension(oid: &[u8], value: &[u8]) -> Result<Vec<u8>, IssueError> {
+    let oid_der = tlv(Tag::ObjectIdentifier, oid)?;
     let octets = OctetString::new(value)
         .and_then(|o| o.to_der())
         .map_err(internal)?;
@@ -307,6 +316,10 @@ mod tests {
     fn an_issued_certificate_reads_back_and_chains_to_its_ca() {
         let ca = create("kakunin test CA", NOW).expect("ca");
         chain::check_anchor(&ca.certificate).expect("the CA is a usable anchor");
+        assert!(
+            crate::profile::is_test_ca(&ca.certificate),
+            "and marked as the test kit's"
+        );
         let scope = scope(r#"{"instruments":["AAPL"],"venues":["XNAS"]}"#);
         let request = AgentRequest {
             agent_id: "agt-1",
@@ -316,6 +329,10 @@ mod tests {
         };
         let der = issue(&ca, &request, NOW).expect("issue");
         let profile = crate::profile::read_profile(&der).expect("profile");
+        assert!(
+            !crate::profile::is_test_ca(&der),
+            "only the CA carries the marker"
+        );
         assert_eq!(profile.agent_id, "agt-1");
         assert_eq!(profile.tenant_id.as_deref(), Some("tenant-1"));
         assert_eq!(profile.scope.instruments, vec!["AAPL".to_string()]);
