@@ -2,7 +2,7 @@
 # Benchmark harness: prints, in one run, our figures beside the baselines they
 # must beat, as ratios (see bench/report.py). Builds the extension in release
 # mode and uses its own throwaway cluster. `bench.sh SECTION` runs one section
-# (rls, bind, agents, revocation, api_keys, audit); the default runs all of them.
+# (rls, bind, agents, revocation, api_keys, shared, audit); the default runs all of them.
 # PG=18 make bench runs it against PostgreSQL 18 (default: 15).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -116,6 +116,47 @@ for _ in 1 2 3; do
   "${PGBP[@]}" -f "$OUT/verify_ours.pgbench" >> "$OUT/verify_ours.txt" 2>&1
   "${PGBP[@]}" -f "$OUT/verify_sql.pgbench" >> "$OUT/verify_sql.txt" 2>&1
 done
+
+fi
+
+if want shared; then
+echo "[bench] shared memory: the verify endpoint without it (20 s), then with the library preloaded"
+python3 tests/fake_ca.py 57451 &
+SHM_CA_PID=$!
+trap 'kill $SHM_CA_PID ${FAKE_CA_PID:-} 2>/dev/null; cluster_stop "$DATA" || true' EXIT
+for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/57451) 2>/dev/null && break; sleep 0.1; done
+ca_requests() { python3 -c 'import json, urllib.request; print(json.load(urllib.request.urlopen("http://127.0.0.1:57451/stats"))["requests"])'; }
+"${PSQL[@]}" -U "$RUN_USER" -d "$DB" -c "DROP ROLE IF EXISTS bench_serial" \
+  -c "CREATE ROLE bench_serial LOGIN IN ROLE kakunin_gateway" \
+  -c "ALTER ROLE bench_serial SET kakunin.verify_url = 'http://127.0.0.1:57451/v1/active/agent-042/verify/'" >/dev/null
+PGB20=("$PG_BIN/pgbench" -n -c 20 -j 2 -h "$SOCK" -p "$PORT" -U bench_serial -f bench/verify_serial.pgbench "$DB")
+before=$(ca_requests)
+"${PGB20[@]}" -T 20 > "$OUT/verify_serial_backend.txt" 2>&1
+echo "$(( $(ca_requests) - before )) 20" > "$OUT/verify_requests_backend.txt"
+# Preloaded: replay memory sized for the proofs below (a proof is remembered 360 s).
+cluster_start "$DATA" "$PORT" "$SOCK" "shared_buffers=512MB" "max_parallel_workers_per_gather=2" "jit=off" \
+  "shared_preload_libraries=kakunin_pg" "kakunin.proof_replay_capacity=2000000" "kakunin.verify_cache_capacity=100000"
+started=$(date +%s)
+before=$(ca_requests)
+"${PGB20[@]}" -T 60 > "$OUT/verify_serial_shared.txt" 2>&1
+echo "$(( $(ca_requests) - before )) 60" > "$OUT/verify_requests_shared.txt"
+"${PSQL[@]}" -At -U "$RUN_USER" -d "$DB" -c "SELECT name, size FROM pg_shmem_allocations
+  WHERE name IN ('kakunin proof replay', 'kakunin verify cache')" > "$OUT/shmem_sizes.txt"
+# Fresh proofs (a new jti each): issued at least 60 s after the start, as the
+# replay rule wants (the 60 s run above took that long).
+"${PSQL[@]}" -U "$RUN_USER" -d "$DB" -c "TRUNCATE bench_proofs" -c "ALTER SEQUENCE bench_proof_seq RESTART" >/dev/null
+while [ $(( $(date +%s) - started )) -lt 61 ]; do sleep 1; done
+cargo run --quiet -p kakunin-testkit --bin kakunin-proofs -- agent-bench "$DB" 800000 0 shm \
+  | "${PSQL[@]}" -U "$RUN_USER" -d "$DB" -c '\copy bench_proofs FROM STDIN'
+for kind in seed gateway proof proof_ro; do : > "$OUT/shm_bind_$kind.txt"; done
+for _ in 1 2 3; do
+  "${PGB[@]}" -U bench_user -f bench/bind_seed.pgbench >> "$OUT/shm_bind_seed.txt" 2>&1
+  "${PGB[@]}" -U bench_user -f bench/bind_gateway.pgbench >> "$OUT/shm_bind_gateway.txt" 2>&1
+  "${PGB[@]}" -U bench_agent -f bench/bind_proof.pgbench >> "$OUT/shm_bind_proof.txt" 2>&1
+  "${PGB[@]}" -U bench_agent -f bench/bind_proof_ro.pgbench >> "$OUT/shm_bind_proof_ro.txt" 2>&1
+done
+# Back to the plain server for the sections after this one.
+cluster_start "$DATA" "$PORT" "$SOCK" "shared_buffers=512MB" "max_parallel_workers_per_gather=2" "jit=off"
 
 fi
 

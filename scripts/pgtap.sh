@@ -78,7 +78,7 @@ done
 if [ $# -eq 0 ]; then
   sql=(tests/pgtap/[0-9][0-9]_*.sql)
   taps=(tests/evidence.t tests/audit_resilience.t tests/upgrade.t tests/audit_worker.t
-        tests/messages.t tests/dump_restore.t)
+        tests/messages.t tests/dump_restore.t tests/shared_memory.t)
 fi
 if [ ${#sql[@]} -gt 0 ]; then
   PGOPTIONS="-c kakunin_test.bouncer_port=$BOUNCER_PORT -c kakunin_test.socket=$SOCK -c kakunin_test.fake_ca=http://127.0.0.1:$FAKE_CA_PORT" \
@@ -92,6 +92,7 @@ for tap in "${taps[@]}"; do
     tests/audit_resilience.t) args=("$DATA" "$SOCK" "$PORT" "$DB" "$RUN_USER") ;;
     tests/audit_worker.t) args=("$((PORT + 5))") ;;
     tests/messages.t) args=("$((PORT + 6))") ;;
+    tests/shared_memory.t) args=("$((PORT + 7))") ;;
     *) args=("$SOCK" "$PORT" "$RUN_USER") ;;
   esac
   prove --exec bash "$tap" :: "${args[@]}"

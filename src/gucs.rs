@@ -19,6 +19,9 @@ static CHECKPOINT_INTERVAL_S: GucSetting<i32> = GucSetting::<i32>::new(300);
 static WORKER_DATABASE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 static WORKER_NAPTIME_MS: GucSetting<i32> = GucSetting::<i32>::new(1_000);
 static ALLOW_TEST_CA: GucSetting<bool> = GucSetting::<bool>::new(false);
+static PROOF_REPLAY_CAPACITY: GucSetting<i32> = GucSetting::<i32>::new(100_000);
+static VERIFY_CACHE_CAPACITY: GucSetting<i32> = GucSetting::<i32>::new(10_000);
+static PROOF_AUDIENCE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 
 /// Defines the settings; called once from `_PG_init`.
 pub fn init() {
@@ -58,9 +61,37 @@ pub fn init() {
         GucContext::Suset,
         GucFlags::default(),
     );
+    GucRegistry::define_string_guc(
+        c"kakunin.proof_audience",
+        c"This server's name in proofs of possession; empty: proofs name the database only.",
+        c"When set, a proof's aud must be '<proof_audience>/<database>' rather than the database name, so a proof made for one server (a primary, each replica) cannot be replayed on another, whose replay memory is its own.",
+        &PROOF_AUDIENCE,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
     // PostgreSQL refuses to define a server-start setting after startup
     // (FATAL), and without preloading there is no worker for it to configure.
     if preloading() {
+        GucRegistry::define_int_guc(
+            c"kakunin.proof_replay_capacity",
+            c"How many accepted proofs of possession shared memory remembers (server start).",
+            c"Each is remembered until it could no longer be accepted anyway (iat + 360 s); when all are still fresh, new proof binds are refused until some expire.",
+            &PROOF_REPLAY_CAPACITY,
+            16,
+            10_000_000,
+            GucContext::Postmaster,
+            GucFlags::default(),
+        );
+        GucRegistry::define_int_guc(
+            c"kakunin.verify_cache_capacity",
+            c"How many verify-endpoint answers shared memory caches for all backends (server start).",
+            c"One entry per certificate serial, kept for the CA's TTL or until the status tables change; when full, stale entries go first, and a serial finding no room is asked for by its backend alone.",
+            &VERIFY_CACHE_CAPACITY,
+            16,
+            1_000_000,
+            GucContext::Postmaster,
+            GucFlags::default(),
+        );
         GucRegistry::define_string_guc(
             c"kakunin.audit_worker_database",
             c"Database whose audit log the kakunin background worker sequences.",
@@ -122,4 +153,22 @@ pub fn audit_worker_naptime() -> Duration {
 /// `kakunin.allow_test_ca`.
 pub fn allow_test_ca() -> bool {
     ALLOW_TEST_CA.get()
+}
+
+/// `kakunin.proof_replay_capacity` (read at server start).
+pub fn proof_replay_capacity() -> i64 {
+    i64::from(PROOF_REPLAY_CAPACITY.get())
+}
+
+/// `kakunin.proof_audience`, if set.
+pub fn proof_audience() -> Option<String> {
+    PROOF_AUDIENCE
+        .get()
+        .and_then(|a| a.into_string().ok())
+        .filter(|a| !a.trim().is_empty())
+}
+
+/// `kakunin.verify_cache_capacity` (read at server start).
+pub fn verify_cache_capacity() -> i64 {
+    i64::from(VERIFY_CACHE_CAPACITY.get())
 }

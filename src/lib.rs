@@ -130,6 +130,7 @@ pub extern "C-unwind" fn _PG_init() {
     std::env::set_var("RUST_LIB_BACKTRACE", "0");
     gucs::init();
     pg::init();
+    revocation::init();
     identity::init();
     audit::init();
 }

@@ -7,13 +7,20 @@ setting kakunin.verify_url:
 
 mode: active, revoked, expired, suspended (a 200 answer with that status),
 404, 429, 500 (that HTTP status), garbage (200 with a non-JSON body),
-wrong-serial (200 for another serial), hang (answers after 30 s).
-Usage: fake_ca.py PORT
+wrong-serial (200 for another serial), hang (answers after 30 s), slow (an
+active answer after 0.5 s). GET /stats answers {"requests": N, "by_serial":
+{serial: N}}: how many verify requests arrived (the shared-cache tests count
+them). Usage: fake_ca.py PORT
 """
 import json
 import sys
+import threading
 import time
+from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+REQUESTS = Counter()
+LOCK = threading.Lock()
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -33,10 +40,18 @@ class Handler(BaseHTTPRequestHandler):
             pass
 
     def do_GET(self):
+        if self.path == "/stats":
+            with LOCK:
+                stats = {"requests": sum(REQUESTS.values()), "by_serial": dict(REQUESTS)}
+            return self.send(200, json.dumps(stats))
         parts = self.path.strip("/").split("/")
         if len(parts) != 5 or parts[0] != "v1" or parts[3] != "verify":
             return self.send(404, '{"error": "not found"}')
         _, mode, agent, _, serial = parts
+        with LOCK:
+            REQUESTS[serial] += 1
+        if mode == "slow":
+            time.sleep(0.5)
         if mode in ("404", "429", "500"):
             return self.send(int(mode), '{"error": "%s"}' % mode)
         if mode == "garbage":

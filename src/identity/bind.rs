@@ -11,6 +11,7 @@ use serde_json::json;
 
 use super::binding::{self, store};
 use super::certificate::{self, Checked};
+use super::replay;
 use crate::pg::error::{spi_failed, KakuninError, Result, SqlResult};
 use crate::pg::invalidation::Read;
 use crate::pg::spi::{self, Visibility};
@@ -103,22 +104,32 @@ pub fn bind_with(
     Ok((store(binding, privilege::caller_is_gateway())?, status))
 }
 
-/// Verifies the proof and records its `jti` so it cannot be used again while
-/// it is fresh.
+/// The `aud` a proof must carry: the database, or with
+/// `kakunin.proof_audience` set, `<proof_audience>/<database>` (a proof for
+/// one server is then useless on another, whose replay memory is its own).
+fn audience() -> String {
+    let database = privilege::database_name();
+    match crate::gucs::proof_audience() {
+        Some(server) => format!("{server}/{database}"),
+        None => database,
+    }
+}
+
+/// Verifies the proof and remembers its `jti` so it cannot be used again
+/// while it is fresh: in shared memory when preloaded ([`replay`]), else in
+/// the table `kakunin.proof_replay`.
 fn check_proof(jws: &str, checked: &Checked, now: i64) -> Result<()> {
-    let claims = proof::verify(
-        jws,
-        &checked.profile.spki_der,
-        &privilege::database_name(),
-        now,
-    )
-    .map_err(|e| identity(e.to_string()))?;
-    // The jti is recorded so the proof cannot be replayed; where nothing can be
-    // written, say so in the caller's terms rather than fail on our own
-    // statement with 25006 (issue 11: PostgREST runs GET requests read-only).
+    let claims = proof::verify(jws, &checked.profile.spki_der, &audience(), now)
+        .map_err(|e| identity(e.to_string()))?;
+    if let Some(remembered) = replay::remember(&checked.fingerprint, &claims.jti, claims.iat, now) {
+        return remembered;
+    }
+    // Not preloaded: the jti is a row; where nothing can be written, say so in
+    // the caller's terms rather than fail on our own statement with 25006
+    // (issue 11: PostgREST runs GET requests read-only).
     if !privilege::writable() {
         return Err(identity(
-            "proof of possession cannot be accepted in a read-only transaction or on a standby: its jti must be recorded so the proof cannot be replayed; bind in a read-write transaction on the primary, or through a kakunin_gateway member",
+            "proof of possession cannot be accepted in a read-only transaction or on a standby without shared memory: its jti must be recorded so the proof cannot be replayed; preload the library (shared_preload_libraries = 'kakunin_pg'), or bind in a read-write transaction on the primary, or through a kakunin_gateway member",
         ));
     }
     // A jti must stay recorded for as long as its iat keeps the proof fresh.

@@ -9,9 +9,11 @@ pub mod bind;
 pub mod binding;
 pub mod certificate;
 pub mod policy_helpers;
+pub mod replay;
 pub mod status;
 
 /// Called once from `_PG_init`.
 pub fn init() {
     binding::register();
+    replay::register();
 }

@@ -72,6 +72,9 @@ unsafe extern "C-unwind" fn on_relcache_invalidation(_arg: pg_sys::Datum, relid:
     });
     if ours {
         EPOCH.set(EPOCH.get().wrapping_add(1));
+        // Shared caches too (preloaded): the backend making the change runs
+        // this by its commit at the latest, before any other sees the change.
+        super::shmem::advance_generation();
         // A dropped and re-created extension has new OIDs: resolve again.
         WATCHED.with(|w| *w.borrow_mut() = None);
     }

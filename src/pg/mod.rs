@@ -1,7 +1,7 @@
 //! PostgreSQL plumbing that knows no domain: errors and their SQLSTATEs, the
 //! SPI door with its pinned `search_path`, plain fmgr entry points, who the
 //! caller is, restricted execution of caller-written SQL, cross-session cache
-//! invalidation and the clock.
+//! invalidation, shared memory and the clock.
 //!
 //! Nothing here imports a domain folder (`scripts/layers.sh` checks).
 
@@ -10,6 +10,7 @@ pub mod fmgr;
 pub mod invalidation;
 pub mod privilege;
 pub mod restricted;
+pub mod shmem;
 pub mod spi;
 pub mod time;
 
@@ -17,4 +18,5 @@ pub mod time;
 pub fn init() {
     invalidation::register();
     restricted::register();
+    shmem::init();
 }

@@ -11,3 +11,8 @@ pub mod registry;
 pub mod trust;
 pub mod verify_endpoint;
 pub mod webhooks;
+
+/// Called once from `_PG_init`.
+pub fn init() {
+    verify_endpoint::register();
+}

@@ -11,6 +11,15 @@
 //! wait at once; no other thread ever touches PostgreSQL. The timeout is
 //! `kakunin.verify_timeout_ms`, cut to half of what is left of
 //! `statement_timeout` (see [`budget`]), and enforced by that loop too.
+//!
+//! Preloaded, answers are shared by every backend of the server (issue 11):
+//! a table in shared memory holds each serial's answer until the CA's TTL
+//! ends or the status tables change (`pg::shmem::generation`), and a serial
+//! being asked for is marked in flight, so concurrent binds of it wait (10 ms
+//! naps, cancellable, within their own budget) for that one request instead of
+//! sending their own. A claim whose backend died is taken over once it is
+//! older than `kakunin.verify_timeout_ms`. Each backend keeps its own cache in
+//! front, tagged by its invalidation epoch, as without preloading.
 
 use std::cell::RefCell;
 use std::time::{Duration, Instant};
@@ -18,8 +27,11 @@ use std::time::{Duration, Instant};
 use kakunin_core::verify_answer::{self, Answer, MAX_BODY_BYTES};
 use pgrx::pg_sys;
 
+use sha2::{Digest, Sha256};
+
 use crate::gucs;
 use crate::pg::invalidation::{self, EpochCache};
+use crate::pg::shmem::{self, Key, SharedTable};
 
 /// The endpoint base URL, if online checks are on (`kakunin.verify_url`).
 pub fn url() -> Option<String> {
@@ -52,12 +64,199 @@ pub fn status(serial: &str) -> Answer {
     {
         return hit;
     }
-    let answer = fetch(&format!("{base}{serial}"), serial);
-    if let Some(ttl) = answer.ttl_seconds() {
-        let until = now + Duration::from_secs(ttl);
-        CACHE.with(|c| c.insert_tagged(serial.to_string(), epoch, (until, answer.clone())));
+    let (answer, ttl) = shared_or_fetch(&format!("{base}{serial}"), serial);
+    if let Some(ttl) = ttl {
+        CACHE.with(|c| c.insert_tagged(serial.to_string(), epoch, (now + ttl, answer.clone())));
     }
     answer
+}
+
+/// Bytes of an answer the shared cache holds; a larger one (a big scope)
+/// stays in the asking backend's own cache.
+const SHARED_ANSWER_BYTES: usize = 400;
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct Shared {
+    key: Key,
+    /// A backend (`owner`) is asking the endpoint since `since_ms`.
+    in_flight: bool,
+    len: u16,
+    owner: i32,
+    /// `pg::shmem::generation` when the request started.
+    generation: u64,
+    since_ms: i64,
+    /// The answer holds until then (unix ms).
+    until_ms: i64,
+    answer: [u8; SHARED_ANSWER_BYTES],
+}
+
+static SHARED: SharedTable<Shared> =
+    SharedTable::new(c"kakunin verify cache", gucs::verify_cache_capacity);
+
+/// Reserves the shared cache (while preloading).
+pub fn register() {
+    if gucs::preloading() {
+        SHARED.register();
+    }
+}
+
+enum Lookup {
+    /// A fresh answer, and how much longer it holds.
+    Hit(Answer, Duration),
+    /// Another backend is asking for it.
+    Wait,
+    /// This backend is to ask; the claim started then (unix ms).
+    Claimed(i64),
+    /// No shared cache (not preloaded, or full of fresh answers).
+    Alone,
+}
+
+fn now_ms() -> i64 {
+    crate::pg::time::now_unix_micros() / 1000
+}
+
+fn lookup_or_claim(key: &Key) -> Lookup {
+    let (now, generation) = (now_ms(), shmem::generation());
+    let abandoned_after = gucs::verify_timeout().as_millis() as i64;
+    // SAFETY: reads this process's pid.
+    let me = unsafe { pg_sys::MyProcPid };
+    SHARED
+        .exclusive(|table| {
+            if let Some(entry) = table.get(key) {
+                if !entry.in_flight && entry.generation == generation && now < entry.until_ms {
+                    if let Some(answer) = Answer::decode(&entry.answer[..usize::from(entry.len)]) {
+                        let left = Duration::from_millis((entry.until_ms - now) as u64);
+                        return Lookup::Hit(answer, left);
+                    }
+                }
+                if entry.in_flight && now - entry.since_ms < abandoned_after {
+                    return Lookup::Wait;
+                }
+            } else if table.is_full() {
+                table.retain(|e| {
+                    if e.in_flight {
+                        now - e.since_ms < abandoned_after
+                    } else {
+                        e.generation == generation && now < e.until_ms
+                    }
+                });
+            }
+            let claim = Shared {
+                key: *key,
+                in_flight: true,
+                len: 0,
+                owner: me,
+                generation,
+                since_ms: now,
+                until_ms: 0,
+                answer: [0; SHARED_ANSWER_BYTES],
+            };
+            if table.put(key, claim) {
+                Lookup::Claimed(now)
+            } else {
+                Lookup::Alone
+            }
+        })
+        .unwrap_or(Lookup::Alone)
+}
+
+/// This backend's claim on a serial; dropping it unfinished (an ERROR or a
+/// cancel while asking) withdraws it, so the waiters ask themselves.
+struct Claim {
+    key: Key,
+    since_ms: i64,
+}
+
+impl Claim {
+    /// Shares `answer` if it may be cached and fits, and ends the claim.
+    fn finish(self, answer: &Answer) {
+        let encoded = answer.encode();
+        let ttl = answer
+            .ttl_seconds()
+            .filter(|_| encoded.len() <= SHARED_ANSWER_BYTES);
+        SHARED.exclusive(|table| {
+            let Some(entry) = table.get(&self.key).filter(|e| self.is(e)) else {
+                return;
+            };
+            match ttl {
+                Some(ttl) => {
+                    entry.in_flight = false;
+                    entry.until_ms = self.since_ms + ttl as i64 * 1000;
+                    entry.len = encoded.len() as u16;
+                    entry.answer[..encoded.len()].copy_from_slice(&encoded);
+                }
+                None => table.remove(&self.key),
+            }
+        });
+        std::mem::forget(self);
+    }
+
+    fn is(&self, entry: &Shared) -> bool {
+        // SAFETY: reads this process's pid.
+        entry.in_flight
+            && entry.since_ms == self.since_ms
+            && entry.owner == unsafe { pg_sys::MyProcPid }
+    }
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        SHARED.exclusive(|table| {
+            if table.get(&self.key).is_some_and(|e| self.is(e)) {
+                table.remove(&self.key);
+            }
+        });
+    }
+}
+
+/// The answer from the shared cache, from another backend's request in
+/// flight, or from a request of ours; with how long it may be cached.
+fn shared_or_fetch(url: &str, serial: &str) -> (Answer, Option<Duration>) {
+    let key: Key = Sha256::digest(serial.as_bytes()).into();
+    let deadline = Instant::now() + budget().unwrap_or(MIN_REQUEST);
+    loop {
+        match lookup_or_claim(&key) {
+            Lookup::Hit(answer, left) => return (answer, Some(left)),
+            Lookup::Claimed(since_ms) => {
+                let claim = Claim { key, since_ms };
+                let answer = fetch(url, serial);
+                claim.finish(&answer);
+                let ttl = answer.ttl_seconds().map(Duration::from_secs);
+                return (answer, ttl);
+            }
+            Lookup::Alone => {
+                let answer = fetch(url, serial);
+                let ttl = answer.ttl_seconds().map(Duration::from_secs);
+                return (answer, ttl);
+            }
+            Lookup::Wait if Instant::now() >= deadline => {
+                return (
+                    Answer::unknown(
+                        "another backend's request to the verify endpoint did not finish in time",
+                    ),
+                    None,
+                );
+            }
+            Lookup::Wait => nap(),
+        }
+    }
+}
+
+/// Sleeps 10 ms on the process latch, then serves a pending cancel.
+fn nap() {
+    // SAFETY: the standard bounded latch wait of a backend; the postmaster's
+    // death ends the process, as everywhere in PostgreSQL.
+    unsafe {
+        pg_sys::WaitLatch(
+            pg_sys::MyLatch,
+            (pg_sys::WL_LATCH_SET | pg_sys::WL_TIMEOUT | pg_sys::WL_EXIT_ON_PM_DEATH) as i32,
+            10,
+            pg_sys::PG_WAIT_EXTENSION,
+        );
+        pg_sys::ResetLatch(pg_sys::MyLatch);
+    }
+    pgrx::check_for_interrupts!();
 }
 
 /// `kakunin.verify_endpoint_stats() → jsonb`: requests this backend made to

@@ -63,7 +63,7 @@ SELECT kakunin_test.error_of(format('SELECT kakunin.bind_agent(%L, %L)',
         kakunin_test.cert('agent-a-chain'), kakunin_test.proof('agent-a/7'))) AS read_only_error \gset
 ROLLBACK TO SAVEPOINT read_only;
 SELECT is(:'read_only_error'::text,
-    '28000: proof of possession cannot be accepted in a read-only transaction or on a standby: its jti must be recorded so the proof cannot be replayed; bind in a read-write transaction on the primary, or through a kakunin_gateway member',
+    '28000: proof of possession cannot be accepted in a read-only transaction or on a standby without shared memory: its jti must be recorded so the proof cannot be replayed; preload the library (shared_preload_libraries = ''kakunin_pg''), or bind in a read-write transaction on the primary, or through a kakunin_gateway member',
     'a proof bind in a read-only transaction is refused with 28000 in the caller''s terms');
 RESET ROLE;
 SELECT * FROM finish();

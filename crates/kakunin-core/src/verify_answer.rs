@@ -43,6 +43,38 @@ impl Answer {
     }
 }
 
+impl Answer {
+    /// A cacheable answer as compact JSON, for a cache shared between
+    /// backends; [`Answer::decode`] reads it back.
+    pub fn encode(&self) -> Vec<u8> {
+        serde_json::json!({
+            "s": self.status.as_str(),
+            "a": self.agent_id,
+            "t": self.tenant_id,
+            "c": self.scope.as_ref().map(FinancialScope::to_json),
+        })
+        .to_string()
+        .into_bytes()
+    }
+
+    /// What [`Answer::encode`] wrote; None for anything else.
+    pub fn decode(bytes: &[u8]) -> Option<Answer> {
+        let value: Value = serde_json::from_slice(bytes).ok()?;
+        let text = |key: &str| value.get(key).and_then(Value::as_str).map(str::to_string);
+        let scope = match value.get("c") {
+            None | Some(Value::Null) => None,
+            Some(scope) => Some(FinancialScope::from_json(&scope.to_string()).ok()?),
+        };
+        Some(Answer {
+            status: CertStatus::parse(value.get("s")?.as_str()?)?,
+            agent_id: text("a"),
+            tenant_id: text("t"),
+            scope,
+            failure: None,
+        })
+    }
+}
+
 /// Interprets an HTTP response for `serial` (canonical hex).
 pub fn parse(http_status: u16, body: &[u8], serial: &str) -> Answer {
     match http_status {
@@ -148,5 +180,25 @@ mod tests {
             assert_eq!(answer.status, CertStatus::Unknown, "{answer:?}");
             assert_eq!(answer.ttl_seconds(), None);
         }
+    }
+
+    #[test]
+    fn answers_survive_encoding() {
+        let body = br#"{"data": {"serial_number": "01", "status": "active", "agent": {"id": "agt-7"}, "permitted_instruments": ["AAPL"]}}"#;
+        let answer = parse(200, body, "01");
+        assert_eq!(
+            (answer.status, answer.agent_id.as_deref()),
+            (CertStatus::Active, Some("agt-7"))
+        );
+        assert_eq!(Answer::decode(&answer.encode()), Some(answer));
+        let bare = Answer {
+            status: CertStatus::Revoked,
+            agent_id: None,
+            tenant_id: None,
+            scope: None,
+            failure: None,
+        };
+        assert_eq!(Answer::decode(&bare.encode()), Some(bare));
+        assert_eq!(Answer::decode(b"not json"), None);
     }
 }
