@@ -82,10 +82,10 @@ def shared():
     print(f"   one cache per server (preloaded),      {shared_s} s: {shared_requests:6d} requests = {shared_requests * 60 / shared_s:7.0f}/min  "
           f"target <= 200 (one per serial per TTL)  {verdict(shared_requests, 200)}")
     for line in open(f"{out}/shmem_sizes.txt").read().splitlines():
-        name, size = line.split("|")
-        what = "2,000,000 remembered proofs" if "replay" in name else "100,000 cached serials"
-        per = 2_000_000 if "replay" in name else 100_000
-        print(f"   shared memory, {name:22s} {int(size) / 2**20:8.1f} MiB for {what} = {int(size) * 100_000 / per / 2**20:6.1f} MiB per 100,000")
+        name, capacity, size = line.split("|")
+        what = "remembered proofs" if name == "proof_replay" else "cached serials"
+        per_100k = int(size) * 100_000 / int(capacity) / 2**20
+        print(f"   shared memory, {name:13s} {int(size) / 2**20:7.1f} MiB for {int(capacity):,} {what} = {per_100k:5.1f} MiB per 100,000 (kakunin.shared_memory())")
 
 
 def agents():

@@ -51,6 +51,16 @@ CREATE ROLE bench_agent LOGIN;
 GRANT SELECT ON bench_proofs, trades_a TO bench_agent;
 GRANT USAGE ON SEQUENCE bench_proof_seq TO bench_agent;
 
+-- The next proof of pgbench stream `stream` (a client of one run), without a
+-- write, so it works in READ ONLY transactions too: proof
+-- stream * 1,000,000 + k for the session's k-th call, k counted in a session
+-- setting (the uncorrelated subquery runs once, so the primary key is used).
+CREATE FUNCTION bench_proof(stream int) RETURNS text LANGUAGE sql VOLATILE AS $$
+    SELECT jws FROM bench_proofs WHERE n = (SELECT stream::bigint * 1000000
+        + set_config('bench.k', (coalesce(nullif(current_setting('bench.k', true), ''), '0')::int + 1)::text, false)::bigint)
+$$;
+GRANT EXECUTE ON FUNCTION bench_proof(int) TO bench_agent;
+
 -- The role agent SQL runs as (execute_as_agent), which the gateway may become.
 CREATE ROLE bench_reader NOLOGIN;
 GRANT SELECT ON trades_a TO bench_reader;

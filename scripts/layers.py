@@ -20,7 +20,7 @@ import sys
 
 SRC = pathlib.Path(__file__).resolve().parent.parent / "src"
 LAYER = {"pg": 0, "gucs": 0, "audit": 1, "revocation": 2, "identity": 3,
-         "api_keys": 4, "postgrest": 5, "sandbox": 5, "authoring": 5, "upgrade": 6}
+         "api_keys": 4, "postgrest": 5, "sandbox": 5, "authoring": 5, "shared_memory": 5, "upgrade": 6}
 FORBIDDEN = {"audit::sequencer": {"audit::checkpoints", "audit::maintenance", "audit::worker"}}
 SKIP = {"lib.rs", "pg_tests.rs"}
 

@@ -32,6 +32,16 @@ LANGUAGE c VOLATILE PARALLEL UNSAFE AS 'MODULE_PATHNAME', 'execute_as_agent_wrap
 COMMENT ON FUNCTION kakunin.execute_as_agent(name, text, boolean, integer) IS
     'Runs query (one or more statements) as role, under the identity bound earlier in this transaction (28000 without one), atomically, read-only unless read_only is false, and returns the last statement''s rows: {"rows": [{column: value}], "row_count", "truncated"} (at most max_rows rows, 0-100000, and 8 MiB). Inside, no change of role or session authorization, transaction control, SET or set_config(), LOAD, COPY, LISTEN/NOTIFY or pg_notify(), PREPARE, cursors (none may be open when it starts, none left when it ends), DDL, session advisory locks, large objects or new binding (42501). role must be one the session user may become, and neither be nor reach (through any membership) a superuser, a role with BYPASSRLS, REPLICATION or CREATEROLE, an owner of a table whose row-level security is not FORCEd, kakunin_gateway, kakunin_admin or a predefined pg_* role (42501). Every call is an audit entry (agent.execute: role, query_sha256, read_only, row_count or sqlstate); a refused call''s entry survives the rollback.';
 
+-- What the preloaded library keeps in shared memory (issue 11).
+CREATE FUNCTION kakunin."shared_memory"() RETURNS jsonb
+STRICT VOLATILE PARALLEL UNSAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'shared_memory_wrapper';
+REVOKE EXECUTE ON FUNCTION kakunin.shared_memory() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION kakunin.shared_memory() TO kakunin_admin;
+COMMENT ON FUNCTION kakunin.shared_memory() IS
+    'What the library keeps in shared memory when preloaded (shared_preload_libraries): {"preloaded", "started_at" (when shared memory was initialised; proofs issued less than 60 s after it are refused), "proof_replay" and "verify_cache": {"capacity" (kakunin.proof_replay_capacity, kakunin.verify_cache_capacity), "entries", "bytes"} or NULL when not preloaded}. kakunin_admin only (42501).';
+
 -- For policy authors (issue 12): the test kit, marked test anchors.
 ALTER TABLE kakunin.trust_anchors ADD COLUMN test_anchor boolean NOT NULL DEFAULT false;
 COMMENT ON COLUMN kakunin.trust_anchors.test_anchor IS

@@ -12,6 +12,7 @@
 //! - `api_keys/`: API key functions, who may manage keys, their rows.
 //! - `postgrest`: `kakunin.pre_request()` and `kakunin.current_request_id()`.
 //! - `sandbox/`: `kakunin.execute_as_agent()`, agent SQL as a restricted role.
+//! - `shared_memory`: `kakunin.shared_memory()`, what the preloaded library keeps there.
 //! - `authoring/`: for policy authors: the test CA kit and `kakunin.adopt_sql_helpers()`.
 
 // `SqlResult`'s error is pgrx's `ErrorReport`, which pgrx raises with its
@@ -30,6 +31,7 @@ mod pg;
 mod postgrest;
 mod revocation;
 mod sandbox;
+mod shared_memory;
 mod upgrade;
 
 ::pgrx::pg_module_magic!(name, version);
@@ -82,6 +84,11 @@ pgrx::extension_sql_file!(
     requires = [postgrest::pre_request]
 );
 pgrx::extension_sql_file!("../sql/sandbox.sql", name = "sandbox");
+pgrx::extension_sql_file!(
+    "../sql/shared_memory.sql",
+    name = "shared_memory",
+    requires = [shared_memory::shared_memory]
+);
 pgrx::extension_sql_file!(
     "../sql/test_ca.sql",
     name = "test_ca",

@@ -98,9 +98,11 @@ nothing_written() {
 }
 check "no row was written to kakunin.proof_replay" nothing_written
 used() {
-  "${PSQL[@]}" -d "$DB" -c "SELECT size FROM pg_shmem_allocations WHERE name = 'kakunin proof replay'" | grep -Eq '^[0-9]+$'
+  got=$("${PSQL[@]}" -d "$DB" -c "SELECT s->'preloaded', s->'proof_replay'->'capacity', s->'proof_replay'->'entries',
+    s->'verify_cache'->'capacity', (s->'proof_replay'->>'bytes')::bigint > 0 FROM kakunin.shared_memory() s")
+  [ "$got" = "true|$CAPACITY|2|10000|t" ] || { echo "kakunin.shared_memory(): $got"; return 1; }
 }
-check "the table is in shared memory (pg_shmem_allocations)" used
+check "kakunin.shared_memory() shows the two proofs remembered in a table of $CAPACITY" used
 
 # The verify endpoint, one cache per server (the fake CA counts requests).
 python3 tests/fake_ca.py "$CA_PORT" &

@@ -36,6 +36,11 @@ pub fn register() {
     }
 }
 
+/// How full the table is (`{capacity, entries, bytes}`), if preloaded.
+pub fn usage() -> Option<serde_json::Value> {
+    REMEMBERED.usage()
+}
+
 /// Remembers the proof `jti` for the certificate `fingerprint`, issued at
 /// `iat`; refuses (`28000`) one already remembered, one issued before this
 /// shared memory could know it, or one more when all slots are fresh. None

@@ -85,6 +85,16 @@ impl<E: Copy + 'static> SharedTable<E> {
         unsafe { pg_sys::hash_estimate_size(self.capacity() as _, std::mem::size_of::<E>()) }
     }
 
+    /// `{capacity, entries, bytes}`, or None without preloading.
+    pub fn usage(&self) -> Option<serde_json::Value> {
+        let entries = self.exclusive(|table| table.len())?;
+        Some(serde_json::json!({
+            "capacity": self.capacity(),
+            "entries": entries,
+            "bytes": self.bytes(),
+        }))
+    }
+
     /// Runs `f` with the table locked exclusively, or None without preloading.
     pub fn exclusive<R>(&self, f: impl FnOnce(&mut Locked<'_, E>) -> R) -> Option<R> {
         let (htab, lock) = (

@@ -101,6 +101,11 @@ pub fn register() {
     }
 }
 
+/// How full the shared cache is (`{capacity, entries, bytes}`), if preloaded.
+pub fn shared_usage() -> Option<serde_json::Value> {
+    SHARED.usage()
+}
+
 enum Lookup {
     /// A fresh answer, and how much longer it holds.
     Hit(Answer, Duration),

@@ -2,7 +2,7 @@
 -- certificate key, fresh, for this database, never replayed. Each case runs in
 -- a savepoint that is rolled back, which also undoes its binding.
 BEGIN;
-SELECT plan(23);
+SELECT plan(25);
 CALL kakunin_test.share_pgtap();
 SET ROLE app_user;
 
@@ -66,5 +66,10 @@ SELECT is(:'read_only_error'::text,
     '28000: proof of possession cannot be accepted in a read-only transaction or on a standby without shared memory: its jti must be recorded so the proof cannot be replayed; preload the library (shared_preload_libraries = ''kakunin_pg''), or bind in a read-write transaction on the primary, or through a kakunin_gateway member',
     'a proof bind in a read-only transaction is refused with 28000 in the caller''s terms');
 RESET ROLE;
+-- Not preloaded (this suite's server): no shared memory, and it says so.
+SELECT is(kakunin.shared_memory(), '{"preloaded": false, "started_at": null, "proof_replay": null, "verify_cache": null}'::jsonb,
+    'kakunin.shared_memory() reports the mode: not preloaded');
+SELECT matches(kakunin_test.error_of('SET LOCAL ROLE app_user; SELECT kakunin.shared_memory()'),
+    '^42501: permission denied for function shared_memory', 'kakunin.shared_memory() is kakunin_admin''s');
 SELECT * FROM finish();
 ROLLBACK;

@@ -55,6 +55,7 @@ INSERT INTO hostile_calls (as_role, fn, sql, must_succeed) SELECT r, fn::regproc
         kakunin_test.proof(CASE r WHEN 'hostile_plain' THEN 'agent-b/8' ELSE 'agent-b/9' END)), true),
     ('kakunin.bind_agent(text,text)', format('SELECT kakunin.bind_agent(%L)', cert_b), r = 'hostile_admin'),
     ('kakunin.advisor()', 'SELECT count(*) FROM kakunin.advisor()', r = 'hostile_admin'),
+    ('kakunin.shared_memory()', 'SELECT kakunin.shared_memory()', r = 'hostile_admin'),
     ('kakunin.execute_as_agent(name,text,boolean,integer)',
         'SELECT kakunin.execute_as_agent(''authenticated'', ''SELECT 1 AS one'')', true),
     ('public.kakunin_agent_id()', 'SELECT public.kakunin_agent_id()', true),

@@ -63,7 +63,7 @@ impl std::fmt::Display for ProofError {
             }
             ProofError::Expired => write!(f, "{p}: exp is in the past"),
             ProofError::WrongAudience => {
-                write!(f, "{p}: aud does not name the current database")
+                write!(f, "{p}: aud does not name the current database (with kakunin.proof_audience set: \"<proof_audience>/<database>\")")
             }
             ProofError::MissingClaim(c) => write!(f, "{p}: claim \"{c}\" is missing or invalid"),
         }
