@@ -135,7 +135,8 @@ before=$(ca_requests)
 echo "$(( $(ca_requests) - before )) 20" > "$OUT/verify_requests_backend.txt"
 # Preloaded: replay memory sized for the proofs below (a proof is remembered 360 s).
 cluster_start "$DATA" "$PORT" "$SOCK" "shared_buffers=512MB" "max_parallel_workers_per_gather=2" "jit=off" \
-  "shared_preload_libraries=kakunin_pg" "kakunin.proof_replay_capacity=2000000" "kakunin.verify_cache_capacity=100000"
+  "shared_preload_libraries=kakunin_pg" "kakunin.proof_replay_capacity=2000000" "kakunin.verify_cache_capacity=100000" \
+  "kakunin.proof_replay_per_key=2000000"
 started=$(date +%s)
 before=$(ca_requests)
 "${PGB20[@]}" -T 60 > "$OUT/verify_serial_shared.txt" 2>&1

@@ -28,7 +28,7 @@ CREATE TABLE kakunin.proof_replay (
 );
 CREATE INDEX ON kakunin.proof_replay (expires_at);
 COMMENT ON TABLE kakunin.proof_replay IS
-    'jti of each accepted proof of possession, per certificate, until its window closes (internal).';
+    'jti of each accepted proof of possession, per public key (fingerprint: hex SHA-256 of the certificate''s SubjectPublicKeyInfo), until its window closes; used when the library is not preloaded (internal).';
 GRANT SELECT ON kakunin.proof_replay TO kakunin_admin;
 SELECT pg_catalog.pg_extension_config_dump('kakunin.proof_replay', '');
 

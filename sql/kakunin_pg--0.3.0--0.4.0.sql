@@ -32,6 +32,9 @@ LANGUAGE c VOLATILE PARALLEL UNSAFE AS 'MODULE_PATHNAME', 'execute_as_agent_wrap
 COMMENT ON FUNCTION kakunin.execute_as_agent(name, text, boolean, integer) IS
     'Runs query (one or more statements) as role, under the identity bound earlier in this transaction (28000 without one), atomically, read-only unless read_only is false, and returns the last statement''s rows: {"rows": [{column: value}], "row_count", "truncated"} (at most max_rows rows, 0-100000, and 8 MiB). Inside, no change of role or session authorization, transaction control, SET or set_config(), LOAD, COPY, LISTEN/NOTIFY or pg_notify(), PREPARE, cursors (none may be open when it starts, none left when it ends), DDL, session advisory locks, large objects or new binding (42501). role must be one the session user may become, and neither be nor reach (through any membership) a superuser, a role with BYPASSRLS, REPLICATION or CREATEROLE, an owner of a table whose row-level security is not FORCEd, kakunin_gateway, kakunin_admin or a predefined pg_* role (42501). Every call is an audit entry (agent.execute: role, query_sha256, read_only, row_count or sqlstate); a refused call''s entry survives the rollback.';
 
+-- Proofs are remembered per public key (issue 11).
+COMMENT ON TABLE kakunin.proof_replay IS
+    'jti of each accepted proof of possession, per public key (fingerprint: hex SHA-256 of the certificate''s SubjectPublicKeyInfo), until its window closes; used when the library is not preloaded (internal).';
 -- What the preloaded library keeps in shared memory (issue 11).
 CREATE FUNCTION kakunin."shared_memory"() RETURNS jsonb
 STRICT VOLATILE PARALLEL UNSAFE

@@ -21,6 +21,7 @@ static WORKER_NAPTIME_MS: GucSetting<i32> = GucSetting::<i32>::new(1_000);
 static ALLOW_TEST_CA: GucSetting<bool> = GucSetting::<bool>::new(false);
 static PROOF_REPLAY_CAPACITY: GucSetting<i32> = GucSetting::<i32>::new(100_000);
 static VERIFY_CACHE_CAPACITY: GucSetting<i32> = GucSetting::<i32>::new(10_000);
+static PROOF_REPLAY_PER_KEY: GucSetting<i32> = GucSetting::<i32>::new(2_000);
 static PROOF_AUDIENCE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 
 /// Defines the settings; called once from `_PG_init`.
@@ -80,6 +81,16 @@ pub fn init() {
             16,
             10_000_000,
             GucContext::Postmaster,
+            GucFlags::default(),
+        );
+        GucRegistry::define_int_guc(
+            c"kakunin.proof_replay_per_key",
+            c"How many proofs one public key may have remembered per 360 s (preloaded).",
+            c"So that no single agent can fill kakunin.proof_replay_capacity and deny proof binds to all others; past it, that key's proof binds are refused until the window turns.",
+            &PROOF_REPLAY_PER_KEY,
+            1,
+            10_000_000,
+            GucContext::Sighup,
             GucFlags::default(),
         );
         GucRegistry::define_int_guc(
@@ -171,4 +182,9 @@ pub fn proof_audience() -> Option<String> {
 /// `kakunin.verify_cache_capacity` (read at server start).
 pub fn verify_cache_capacity() -> i64 {
     i64::from(VERIFY_CACHE_CAPACITY.get())
+}
+
+/// `kakunin.proof_replay_per_key`.
+pub fn proof_replay_per_key() -> i64 {
+    i64::from(PROOF_REPLAY_PER_KEY.get())
 }

@@ -26,7 +26,7 @@ cleanup() {
   rm -rf "$WORK"
 }
 trap cleanup EXIT
-echo "1..16"
+echo "1..18"
 n=0
 check() { # check DESCRIPTION COMMAND...
   n=$((n + 1))
@@ -42,23 +42,25 @@ PSQL=(psql -X -q -At -v ON_ERROR_STOP=1 -h "$SOCK" -p "$PORT" -U "$RUN_USER")
 CREATE EXTENSION kakunin_pg;
 DO \$\$ BEGIN
   IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'shm_agent') THEN CREATE ROLE shm_agent LOGIN; END IF;
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'shm_other') THEN CREATE ROLE shm_other LOGIN; END IF;
 END \$\$;
 SELECT kakunin.add_trust_anchor(\$pem\$$(cat tests/fixtures/pki/root-ca.pem)\$pem\$, 'root');
 SQL
 CERT=$(cat tests/fixtures/pki/agent-b.pem)
-AGENT=(psql -X -q -At -v ON_ERROR_STOP=1 -h "$SOCK" -U shm_agent -d "$DB")
+AGENT=(psql -X -q -At -v ON_ERROR_STOP=1 -h "$SOCK" -d "$DB")
 # proofs AUD COUNT OFFSET PREFIX: "<n>\t<jws>" lines.
 proofs() { cargo run --quiet -p kakunin-testkit --bin kakunin-proofs -- agent-b "$@"; }
 proof_n() { sed -n "${1}p" | cut -f2; }
 # bind PORT PROOF [BEGIN options]: agent_id bound in a transaction, as
 # shm_agent, with certificate $CERT (agent-b unless BIND_CERT says otherwise).
 bind() {
-  "${AGENT[@]}" -p "$1" -v cert="${BIND_CERT:-$CERT}" -v proof="$2" <<SQL
+  "${AGENT[@]}" -U "${BIND_USER:-shm_agent}" -p "$1" -v cert="${BIND_CERT:-$CERT}" -v proof="$2" <<SQL
 BEGIN ${3:-};
 SELECT kakunin.bind_agent(:'cert', :'proof')->>'agent_id' || ' ' || kakunin_cert_status();
 COMMIT;
 SQL
 }
+bind_other() { BIND_USER=shm_other bind "$@"; }
 ca_requests() { python3 -c 'import json, sys, urllib.request; print(json.load(urllib.request.urlopen(sys.argv[1]))["requests"])' "http://127.0.0.1:$CA_PORT/stats"; }
 expect() { # expect WANT COMMAND...: the command's output contains WANT
   out=$("${@:2}" 2>&1)
@@ -84,7 +86,7 @@ escaped=$(python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.std
 get_request() {
   headers=$(python3 -c 'import json, sys; print(json.dumps({"x-kakunin-certificate": sys.argv[1], "x-kakunin-proof": sys.argv[2]}))' \
     "$escaped" "$(echo "$PROOFS" | proof_n 2)")
-  "${AGENT[@]}" -p "$PORT" -v headers="$headers" <<'SQL'
+  "${AGENT[@]}" -U shm_agent -p "$PORT" -v headers="$headers" <<'SQL'
 BEGIN ISOLATION LEVEL READ COMMITTED READ ONLY;
 SELECT set_config('request.headers', :'headers', true) \g /dev/null
 SELECT kakunin.pre_request() \g /dev/null
@@ -122,6 +124,10 @@ shared_answer() {
   [ $((after - before)) = 1 ] || { echo "the CA received $((after - before)) requests for one serial"; return 1; }
 }
 check "a second backend binding the same serial is answered from the shared cache (1 request)" shared_answer
+# A role whose verify_url names another CA gets that CA's answer, not the cached one.
+"${PSQL[@]}" -d "$DB" -c "ALTER ROLE shm_other SET kakunin.verify_url = 'http://127.0.0.1:$CA_PORT/v1/revoked/agent-b/verify/'" >/dev/null
+check "the shared cache is keyed by the whole URL: another CA's answer for the same serial is its own" \
+  expect "agent-b revoked" bind_other "$PORT" "$(echo "$PROOFS" | proof_n 6)"
 dropped() {
   "${PSQL[@]}" -d "$DB" -c "SELECT kakunin.set_certificate_status('$(sed -n 's/^agent-b.pem //p' tests/fixtures/pki/serials.txt)', 'suspended')" >/dev/null
   before=$(ca_requests)
@@ -148,19 +154,19 @@ single_flight() {
 check "concurrent binds of one uncached serial wait for a single request (8 binds, 1 request)" single_flight
 "${PSQL[@]}" -d "$DB" -c "ALTER DATABASE $DB RESET kakunin.verify_url" >/dev/null
 
-# Fill the replay memory: 13 proofs were accepted above (1 READ ONLY, 1 GET,
-# 3 with the verify endpoint, 8 at once); more bind until every slot holds a
+# Fill the replay memory: 14 proofs were accepted above (1 READ ONLY, 1 GET,
+# 4 with the verify endpoint, 8 at once); more bind until every slot holds a
 # fresh proof, then the next is refused, and a proof it remembers is still
 # refused (nothing fresh is ever evicted).
 fill() {
-  i=5 n=0
+  i=6 n=0
   while [ $i -lt 40 ]; do
     i=$((i + 1))
     out=$(bind "$PORT" "$(echo "$PROOFS" | proof_n "$i")" 2>&1) || break
     n=$((n + 1))
   done
   case $out in *"are all still fresh"*) ;; *) echo "proof $i: $out"; return 1 ;; esac
-  [ $((13 + n)) = "$CAPACITY" ] || { echo "refused after $((13 + n)) proofs, not $CAPACITY"; return 1; }
+  [ $((14 + n)) = "$CAPACITY" ] || { echo "refused after $((14 + n)) proofs, not $CAPACITY"; return 1; }
 }
 check "proofs bind up to kakunin.proof_replay_capacity ($CAPACITY); then one more is refused while all are fresh (54000)" fill
 check "a remembered proof is still refused with the memory full" \
@@ -170,7 +176,7 @@ check "a remembered proof is still refused with the memory full" \
 "${PSQL[@]}" -d "$DB" -c "CHECKPOINT" >/dev/null
 as_run_user "$PG_BIN/pg_basebackup" -h "$SOCK" -p "$PORT" -U "$RUN_USER" -D "$REPLICA" -R -X stream >/dev/null 2>&1
 as_run_user "$PG_BIN/pg_ctl" -D "$REPLICA" -l "$WORK/replica.log" \
-  -o "-p $REPLICA_PORT -k $SOCK -c listen_addresses='' -c hot_standby=on -c shared_preload_libraries=kakunin_pg -c kakunin.proof_audience=replica-1" \
+  -o "-p $REPLICA_PORT -k $SOCK -c listen_addresses='' -c hot_standby=on -c shared_preload_libraries=kakunin_pg -c kakunin.proof_audience=replica-1 -c kakunin.proof_replay_per_key=2" \
   -w start >/dev/null
 sleep 2
 REPLICA_PROOFS=$(proofs "replica-1/$DB" 3 59 r)
@@ -179,5 +185,11 @@ check "the standby is in recovery" standby
 check "a proof binds on the hot standby" expect "agent-b" bind "$REPLICA_PORT" "$(echo "$REPLICA_PROOFS" | proof_n 1)"
 check "and its replay on the same standby is refused" \
   expect "was already used (replay)" bind "$REPLICA_PORT" "$(echo "$REPLICA_PROOFS" | proof_n 1)"
+per_key() {
+  bind "$REPLICA_PORT" "$(echo "$REPLICA_PROOFS" | proof_n 2)" | grep -q agent-b || { echo "the second proof was refused"; return 1; }
+  expect "already has 2 proofs remembered in the last 360 s (kakunin.proof_replay_per_key)" \
+    bind "$REPLICA_PORT" "$(echo "$REPLICA_PROOFS" | proof_n 3)"
+}
+check "one key may have kakunin.proof_replay_per_key (2 here) proofs remembered; the next is refused (54000)" per_key
 check "a proof made for the primary is refused on the standby (kakunin.proof_audience)" \
   expect "aud does not name the current database" bind "$REPLICA_PORT" "$(echo "$PROOFS" | proof_n 1)"

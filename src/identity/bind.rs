@@ -121,7 +121,11 @@ fn audience() -> String {
 fn check_proof(jws: &str, checked: &Checked, now: i64) -> Result<()> {
     let claims = proof::verify(jws, &checked.profile.spki_der, &audience(), now)
         .map_err(|e| identity(e.to_string()))?;
-    if let Some(remembered) = replay::remember(&checked.fingerprint, &claims.jti, claims.iat, now) {
+    // Remembered per public key, not per certificate: the same key in another
+    // encoding of the certificate (an ECDSA signature's s and n - s both
+    // verify) or in a renewed one must not take the proof a second time.
+    let key = kakunin_core::sha256_hex(&checked.profile.spki_der);
+    if let Some(remembered) = replay::remember(&key, &claims.jti, claims.iat, now) {
         return remembered;
     }
     // Not preloaded: the jti is a row; where nothing can be written, say so in
@@ -152,7 +156,7 @@ fn check_proof(jws: &str, checked: &Checked, now: i64) -> Result<()> {
                  ON CONFLICT DO NOTHING",
                 None,
                 &[
-                    checked.fingerprint.as_str().into(),
+                    key.as_str().into(),
                     claims.jti.as_str().into(),
                     (expires as f64).into(),
                 ],

@@ -66,15 +66,19 @@ unsafe extern "C-unwind" fn on_relcache_invalidation(_arg: pg_sys::Datum, relid:
     // Only our tables matter; their OIDs are resolved outside the callback
     // (callbacks must not read the catalogs). Until they are, or for a
     // "everything" reset (InvalidOid), every invalidation counts.
-    let ours = WATCHED.with(|w| match &*w.borrow() {
-        Some(oids) => relid == pg_sys::InvalidOid || oids.contains(&relid),
-        None => true,
+    let (ours, known) = WATCHED.with(|w| match &*w.borrow() {
+        Some(oids) => (relid == pg_sys::InvalidOid || oids.contains(&relid), true),
+        None => (true, relid == pg_sys::InvalidOid),
     });
     if ours {
         EPOCH.set(EPOCH.get().wrapping_add(1));
-        // Shared caches too (preloaded): the backend making the change runs
-        // this by its commit at the latest, before any other sees the change.
-        super::shmem::advance_generation();
+        // Shared caches too (preloaded), but only for a change known to be to
+        // our tables (or lost messages): any role can queue invalidations of
+        // its own tables, and must not empty everyone's cache with them. The
+        // backend making the change advances it from the trigger itself.
+        if known {
+            super::shmem::advance_generation();
+        }
         // A dropped and re-created extension has new OIDs: resolve again.
         WATCHED.with(|w| *w.borrow_mut() = None);
     }
@@ -167,6 +171,7 @@ pub unsafe extern "C-unwind" fn kakunin_invalidate_caches(
         let trigger = super::fmgr::trigger_data(fcinfo, "kakunin.invalidate_caches()");
         pg_sys::CacheInvalidateRelcacheByRelid((*(*trigger).tg_relation).rd_id);
     }
+    super::shmem::advance_generation();
     pg_sys::Datum::from(0)
 }
 

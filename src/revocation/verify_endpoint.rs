@@ -13,12 +13,13 @@
 //! `statement_timeout` (see [`budget`]), and enforced by that loop too.
 //!
 //! Preloaded, answers are shared by every backend of the server (issue 11):
-//! a table in shared memory holds each serial's answer until the CA's TTL
+//! a table in shared memory holds the answer for each URL asked (the base
+//! URL can differ per database or role, naming another CA) until the CA's TTL
 //! ends or the status tables change (`pg::shmem::generation`), and a serial
 //! being asked for is marked in flight, so concurrent binds of it wait (10 ms
 //! naps, cancellable, within their own budget) for that one request instead of
-//! sending their own. A claim whose backend died is taken over once it is
-//! older than `kakunin.verify_timeout_ms`. Each backend keeps its own cache in
+//! sending their own. A claim whose backend is gone is taken over at once, a
+//! stuck one once it is older than `kakunin.verify_timeout_ms`. Each backend keeps its own cache in
 //! front, tagged by its invalidation epoch, as without preloading.
 
 use std::cell::RefCell;
@@ -45,7 +46,7 @@ struct Client {
 
 thread_local! {
     static CLIENT: RefCell<Option<Client>> = const { RefCell::new(None) };
-    /// serial -> (valid until, answer), dropped when the registry changes
+    /// URL asked (base and serial) -> (valid until, answer), dropped when the registry changes
     static CACHE: EpochCache<String, (Instant, Answer)> = EpochCache::new(4096);
     static REQUESTS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
 }
@@ -58,15 +59,17 @@ pub fn status(serial: &str) -> Answer {
     };
     let epoch = invalidation::epoch();
     let now = Instant::now();
+    // Keyed by the whole URL: databases and roles may name different CAs.
+    let url = format!("{base}{serial}");
     if let Some((_, hit)) = CACHE
-        .with(|c| c.get(serial))
+        .with(|c| c.get(&url))
         .filter(|(until, _)| now < *until)
     {
         return hit;
     }
-    let (answer, ttl) = shared_or_fetch(&format!("{base}{serial}"), serial);
+    let (answer, ttl) = shared_or_fetch(&url, serial);
     if let Some(ttl) = ttl {
-        CACHE.with(|c| c.insert_tagged(serial.to_string(), epoch, (now + ttl, answer.clone())));
+        CACHE.with(|c| c.insert_tagged(url, epoch, (now + ttl, answer.clone())));
     }
     answer
 }
@@ -135,7 +138,7 @@ fn lookup_or_claim(key: &Key) -> Lookup {
                         return Lookup::Hit(answer, left);
                     }
                 }
-                if entry.in_flight && now - entry.since_ms < abandoned_after {
+                if entry.in_flight && now - entry.since_ms < abandoned_after && alive(entry.owner) {
                     return Lookup::Wait;
                 }
             } else if table.is_full() {
@@ -164,6 +167,13 @@ fn lookup_or_claim(key: &Key) -> Lookup {
             }
         })
         .unwrap_or(Lookup::Alone)
+}
+
+/// Whether backend `pid` still runs (a terminated claimer exits without
+/// withdrawing its claim).
+fn alive(pid: i32) -> bool {
+    // SAFETY: BackendPidGetProc takes ProcArrayLock shared and only reads.
+    !unsafe { pg_sys::BackendPidGetProc(pid) }.is_null()
 }
 
 /// This backend's claim on a serial; dropping it unfinished (an ERROR or a
@@ -218,7 +228,7 @@ impl Drop for Claim {
 /// The answer from the shared cache, from another backend's request in
 /// flight, or from a request of ours; with how long it may be cached.
 fn shared_or_fetch(url: &str, serial: &str) -> (Answer, Option<Duration>) {
-    let key: Key = Sha256::digest(serial.as_bytes()).into();
+    let key: Key = Sha256::digest(url.as_bytes()).into();
     let deadline = Instant::now() + budget().unwrap_or(MIN_REQUEST);
     loop {
         match lookup_or_claim(&key) {
