@@ -71,9 +71,7 @@ fn certificate_header(escaped: &str) -> Result<String> {
 
 /// PostgREST's `request.headers` setting (a JSON object), if it is set.
 fn request_headers() -> Option<&'static str> {
-    // SAFETY: GetConfigOption returns NULL or a NUL-terminated string, owned
-    // by the GUC machinery and valid until the setting next changes, which
-    // nothing in this call does before it is copied.
+    // SAFETY: GetConfigOption returns NULL or a NUL-terminated string, owned by the GUC machinery and valid until the setting next changes, which nothing in this call does before it is copied.
     let raw = unsafe { pg_sys::GetConfigOption(c"request.headers".as_ptr(), true, false) };
     if raw.is_null() {
         return None;

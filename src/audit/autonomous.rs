@@ -38,9 +38,7 @@ pub fn append(
     let body = json!({"actor": actor, "tenant": tenant, "action": action, "payload": payload})
         .to_string()
         .into_bytes();
-    // SAFETY: a new segment of the size asked for, owned by this transaction's
-    // resource owner (detached at its end if we error first); the header and
-    // body are written inside its bounds.
+    // SAFETY: a new segment of the size asked for, owned by this transaction's resource owner (detached at its end if we error first); the header and body are written inside its bounds.
     let segment = unsafe {
         let segment = pg_sys::dsm_create(HEADER + body.len(), 0);
         let base = pg_sys::dsm_segment_address(segment).cast::<u8>();
@@ -79,8 +77,7 @@ pub fn append(
                     unsafe { pg_sys::InterruptHoldoffCount -= 1 };
                 }
             }
-            // SAFETY: HOLD_INTERRUPTS on this backend's counter; `Held`
-            // undoes it (RESUME_INTERRUPTS) however the wait ends.
+            // SAFETY: HOLD_INTERRUPTS on this backend's counter; `Held` undoes it (RESUME_INTERRUPTS) however the wait ends.
             unsafe { pg_sys::InterruptHoldoffCount += 1 };
             let _held = Held;
             worker
@@ -105,8 +102,7 @@ pub fn append(
 #[no_mangle]
 pub extern "C-unwind" fn kakunin_audit_append_main(arg: pg_sys::Datum) {
     BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGTERM);
-    // SAFETY: the handle the leader passed; dsm_attach returns NULL if the
-    // segment is gone (the leader stopped waiting).
+    // SAFETY: the handle the leader passed; dsm_attach returns NULL if the segment is gone (the leader stopped waiting).
     let segment = unsafe { pg_sys::dsm_attach(arg.value() as pg_sys::dsm_handle) };
     if segment.is_null() {
         return;

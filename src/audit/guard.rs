@@ -50,8 +50,7 @@ fn with_flag<R>(flag: &'static std::thread::LocalKey<Cell<bool>>, f: impl FnOnce
 pub unsafe extern "C-unwind" fn kakunin_audit_guard(
     fcinfo: pg_sys::FunctionCallInfo,
 ) -> pg_sys::Datum {
-    // SAFETY: PostgreSQL passes this call's fcinfo; trigger_data checks it is a
-    // trigger call, so tg_event and tg_newtuple are those of this event.
+    // SAFETY: PostgreSQL passes this call's fcinfo; trigger_data checks it is a trigger call, so tg_event and tg_newtuple are those of this event.
     unsafe {
         let trigger = crate::pg::fmgr::trigger_data(fcinfo, "kakunin.audit_guard()");
         let event = (*trigger).tg_event & pg_sys::TRIGGER_EVENT_OPMASK;
@@ -90,8 +89,7 @@ unsafe fn check_action(tuple: pg_sys::HeapTuple, desc: pg_sys::TupleDesc) {
     if EXTENSION_APPENDS.get() {
         return;
     }
-    // SAFETY: the trigger's row and descriptor; SPI_getvalue returns a
-    // palloc'd string or NULL.
+    // SAFETY: the trigger's row and descriptor; SPI_getvalue returns a palloc'd string or NULL.
     let action = unsafe {
         let column = pg_sys::SPI_fnumber(desc, c"action".as_ptr());
         let value = pg_sys::SPI_getvalue(tuple, desc, column);
@@ -130,8 +128,7 @@ const MAX_PAYLOAD_BYTES: usize = 1 << 20;
 /// # Safety
 /// `tuple` must be a live row of `desc`, a row of `kakunin.audit_log`.
 unsafe fn check_payload(tuple: pg_sys::HeapTuple, desc: pg_sys::TupleDesc) {
-    // SAFETY: desc/tuple are the trigger's relation and row (the caller's
-    // contract); the jsonb is detoasted before the iterator reads it.
+    // SAFETY: desc/tuple are the trigger's relation and row (the caller's contract); the jsonb is detoasted before the iterator reads it.
     let (depth, bytes) = unsafe {
         let column = pg_sys::SPI_fnumber(desc, c"payload".as_ptr());
         let mut is_null = false;

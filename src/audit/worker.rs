@@ -54,10 +54,7 @@ pub extern "C-unwind" fn kakunin_audit_worker_main(_arg: pg_sys::Datum) {
             }
         });
     }
-    // SAFETY: proc_exit runs the exit callbacks and never returns. Asked to
-    // stop (shutdown, pg_terminate_backend, DROP DATABASE … WITH (FORCE)), the
-    // worker exits 1, not 0, so that PostgreSQL restarts it after its restart
-    // time; a worker that exits 0 is unregistered for good.
+    // SAFETY: proc_exit runs the exit callbacks and never returns. Asked to stop (shutdown, pg_terminate_backend, DROP DATABASE … WITH (FORCE)), the worker exits 1, not 0, so that PostgreSQL restarts it after its restart time; a worker that exits 0 is unregistered for good.
     unsafe { pg_sys::proc_exit(1) };
 }
 

@@ -45,8 +45,7 @@ thread_local! {
 }
 
 pub fn register() {
-    // SAFETY: both hooks are #[pg_guard]ed extern "C-unwind" functions that only
-    // touch this module's thread-locals and the pointers PostgreSQL passes.
+    // SAFETY: both hooks are #[pg_guard]ed extern "C-unwind" functions that only touch this module's thread-locals and the pointers PostgreSQL passes.
     unsafe {
         GucRegistry::define_string_guc_with_hooks(
             SETTING_NAME,
@@ -75,8 +74,7 @@ unsafe extern "C-unwind" fn check_binding(
     let value = unsafe { *newval };
     // SAFETY: a non-NULL candidate is a NUL-terminated string owned by the GUC machinery.
     let is_empty = value.is_null() || unsafe { *value } == 0;
-    // SAFETY: plain read of a backend-global flag PostgreSQL sets while it
-    // copies the leader's settings into a parallel worker.
+    // SAFETY: plain read of a backend-global flag PostgreSQL sets while it copies the leader's settings into a parallel worker.
     let copying_into_worker = unsafe { pg_sys::InitializingParallelWorker };
     if is_empty || copying_into_worker || WRITE_ALLOWED.get() {
         return true;
@@ -86,8 +84,7 @@ unsafe extern "C-unwind" fn check_binding(
         pg_sys::GUC_check_errcode(pgrx::PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE as i32);
     }
     let message = c"kakunin.binding can only be set by kakunin.bind_agent_session()";
-    // SAFETY: pstrdup copies the message into the current memory context, where
-    // PostgreSQL expects GUC_check_errmsg_string to live until it reports it.
+    // SAFETY: pstrdup copies the message into the current memory context, where PostgreSQL expects GUC_check_errmsg_string to live until it reports it.
     unsafe {
         pg_sys::GUC_check_errmsg_string = pg_sys::pstrdup(message.as_ptr());
     }
@@ -202,9 +199,7 @@ fn set_local(binding: Binding) -> Result<Rc<Binding>> {
     }
     WRITE_ALLOWED.set(true);
     let _reset_on_exit = AllowWrite;
-    // SAFETY: both strings are NUL-terminated and outlive the call. With
-    // PGC_SUSET context the permission check is ours (done before this call),
-    // and elevel ERROR makes any failure raise instead of returning.
+    // SAFETY: both strings are NUL-terminated and outlive the call. With PGC_SUSET context the permission check is ours (done before this call), and elevel ERROR makes any failure raise instead of returning.
     unsafe {
         pg_sys::set_config_option(
             SETTING_NAME.as_ptr(),

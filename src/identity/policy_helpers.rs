@@ -56,8 +56,7 @@ fn bound() -> Option<BoundDatums> {
         }
     }
     let binding = current()?;
-    // SAFETY: TopTransactionContext lives until the transaction ends, and so
-    // does the binding these datums describe (see above).
+    // SAFETY: TopTransactionContext lives until the transaction ends, and so does the binding these datums describe (see above).
     let datums = unsafe {
         PgMemoryContexts::TopTransactionContext.switch_to(|_| BoundDatums {
             binding_epoch,

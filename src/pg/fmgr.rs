@@ -40,8 +40,7 @@ pub unsafe fn trigger_data(
     fcinfo: pg_sys::FunctionCallInfo,
     function: &str,
 ) -> *mut pg_sys::TriggerData {
-    // SAFETY: the caller passes the live fcinfo; context is checked to be a
-    // TriggerData node before it is cast.
+    // SAFETY: the caller passes the live fcinfo; context is checked to be a TriggerData node before it is cast.
     unsafe {
         let context = (*fcinfo).context;
         if context.is_null() || (*context).type_ != pg_sys::NodeTag::T_TriggerData {

@@ -27,8 +27,7 @@ thread_local! {
 }
 
 pub fn register() {
-    // SAFETY: registering a callback is what _PG_init is for; the callback only
-    // bumps a thread-local counter, as callbacks must not touch the catalogs.
+    // SAFETY: registering a callback is what _PG_init is for; the callback only bumps a thread-local counter, as callbacks must not touch the catalogs.
     unsafe {
         pg_sys::CacheRegisterRelcacheCallback(
             Some(on_relcache_invalidation),
@@ -97,8 +96,7 @@ fn resolve_watched() {
     if WATCHED.with(|w| w.borrow().is_some()) {
         return;
     }
-    // SAFETY: plain catalog lookups in a normal backend context; both return
-    // InvalidOid rather than raising when a name is missing.
+    // SAFETY: plain catalog lookups in a normal backend context; both return InvalidOid rather than raising when a name is missing.
     let oids = unsafe {
         let schema = pg_sys::get_namespace_oid(c"kakunin".as_ptr(), true);
         WATCHED_TABLES
@@ -114,8 +112,7 @@ fn resolve_watched() {
 
 /// Processes invalidations other backends have committed since the last call.
 fn refresh() {
-    // SAFETY: AcceptInvalidationMessages is called by PostgreSQL at every lock
-    // acquisition; calling it between rows is equally safe.
+    // SAFETY: AcceptInvalidationMessages is called by PostgreSQL at every lock acquisition; calling it between rows is equally safe.
     unsafe { pg_sys::AcceptInvalidationMessages() };
     resolve_watched();
 }
@@ -165,8 +162,7 @@ impl Read {
 pub unsafe extern "C-unwind" fn kakunin_invalidate_caches(
     fcinfo: pg_sys::FunctionCallInfo,
 ) -> pg_sys::Datum {
-    // SAFETY: PostgreSQL passes this call's fcinfo; trigger_data checks it is a
-    // trigger call, so tg_relation is the relation the trigger fired on.
+    // SAFETY: PostgreSQL passes this call's fcinfo; trigger_data checks it is a trigger call, so tg_relation is the relation the trigger fired on.
     unsafe {
         let trigger = super::fmgr::trigger_data(fcinfo, "kakunin.invalidate_caches()");
         pg_sys::CacheInvalidateRelcacheByRelid((*(*trigger).tg_relation).rd_id);

@@ -15,8 +15,7 @@ pub const GATEWAY_ROLE: &CStr = c"kakunin_gateway";
 /// alone: they terminated mTLS themselves. Checked against the current user, so
 /// after `SET LOCAL ROLE authenticated` the caller is no longer a gateway.
 pub fn caller_is_gateway() -> bool {
-    // SAFETY: get_role_oid with missing_ok = true returns InvalidOid instead of raising;
-    // GetUserId and is_member_of_role only read catalog state.
+    // SAFETY: get_role_oid with missing_ok = true returns InvalidOid instead of raising; GetUserId and is_member_of_role only read catalog state.
     unsafe {
         let gateway = pg_sys::get_role_oid(GATEWAY_ROLE.as_ptr(), true);
         gateway != pg_sys::InvalidOid && pg_sys::is_member_of_role(pg_sys::GetUserId(), gateway)
@@ -44,8 +43,7 @@ pub fn writable() -> bool {
 
 /// Name of the current database (a proof's `aud` must equal it).
 pub fn database_name() -> String {
-    // SAFETY: MyDatabaseId is valid in a backend connected to a database;
-    // get_database_name returns a palloc'd copy or NULL.
+    // SAFETY: MyDatabaseId is valid in a backend connected to a database; get_database_name returns a palloc'd copy or NULL.
     let name = unsafe { pg_sys::get_database_name(pg_sys::MyDatabaseId) };
     if name.is_null() {
         return String::new();
@@ -98,8 +96,7 @@ fn as_user<R>(user: pg_sys::Oid, extra_context: i32, f: impl FnOnce() -> R) -> R
     let (mut saved_user, mut saved_context) = (pg_sys::InvalidOid, 0);
     // SAFETY: reads the current user and security context into locals.
     unsafe { pg_sys::GetUserIdAndSecContext(&mut saved_user, &mut saved_context) };
-    // SAFETY: SECURITY_LOCAL_USERID_CHANGE marks the switch as local, as
-    // SECURITY DEFINER calls do; transaction abort restores the saved values.
+    // SAFETY: SECURITY_LOCAL_USERID_CHANGE marks the switch as local, as SECURITY DEFINER calls do; transaction abort restores the saved values.
     unsafe {
         pg_sys::SetUserIdAndSecContext(
             user,

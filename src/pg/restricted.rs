@@ -116,8 +116,7 @@ pub fn active() -> bool {
 }
 
 pub fn register() {
-    // SAFETY: _PG_init runs once per backend before any query of ours; each
-    // hook keeps the previous one and calls it (or the standard function).
+    // SAFETY: _PG_init runs once per backend before any query of ours; each hook keeps the previous one and calls it (or the standard function).
     unsafe {
         PREV_UTILITY = pg_sys::ProcessUtility_hook;
         pg_sys::ProcessUtility_hook = Some(on_utility);
@@ -184,8 +183,7 @@ fn refuse(what: &str) -> ! {
 /// checked here. `EXPLAIN` only of a query (`EXPLAIN ANALYZE CREATE TABLE …
 /// AS` or `… EXECUTE` would run a utility statement past this hook).
 fn utility_allowed(node: *mut pg_sys::Node) -> bool {
-    // SAFETY: a non-NULL node of a parse tree PostgreSQL handed us; an
-    // ExplainStmt's query is a raw statement or an analyzed Query.
+    // SAFETY: a non-NULL node of a parse tree PostgreSQL handed us; an ExplainStmt's query is a raw statement or an analyzed Query.
     unsafe {
         match (*node).type_ {
             pg_sys::NodeTag::T_VariableShowStmt
@@ -242,8 +240,7 @@ fn check_utility(node: *mut pg_sys::Node) {
     if unsafe { (*node).type_ } == pg_sys::NodeTag::T_ExplainStmt {
         refuse("EXPLAIN of anything but a query is not allowed");
     }
-    // SAFETY: CreateCommandTag reads the node; GetCommandTagName returns a
-    // static string.
+    // SAFETY: CreateCommandTag reads the node; GetCommandTagName returns a static string.
     let name = unsafe {
         CStr::from_ptr(pg_sys::GetCommandTagName(pg_sys::CreateCommandTag(node)))
             .to_string_lossy()
@@ -265,9 +262,7 @@ unsafe extern "C-unwind" fn on_utility(
     qc: *mut pg_sys::QueryCompletion,
 ) {
     if active() {
-        // SAFETY: PostgreSQL passes a valid PlannedStmt for a utility command;
-        // a CallStmt's funcexpr is its analyzed call, evaluated outside any
-        // plan (ExecuteCallStmt), so its arguments are searched here.
+        // SAFETY: PostgreSQL passes a valid PlannedStmt for a utility command; a CallStmt's funcexpr is its analyzed call, evaluated outside any plan (ExecuteCallStmt), so its arguments are searched here.
         unsafe {
             let statement = (*pstmt).utilityStmt;
             check_utility(statement);
@@ -325,8 +320,7 @@ unsafe fn check_plan(plan: *mut pg_sys::PlannedStmt) {
 /// # Safety
 /// `node` must be a valid node tree.
 unsafe fn check_node(node: *mut pg_sys::Node) {
-    // SAFETY: nodeToString serializes the tree into a palloc'd string, read in
-    // place and freed.
+    // SAFETY: nodeToString serializes the tree into a palloc'd string, read in place and freed.
     let refused = unsafe {
         let raw = pg_sys::nodeToString(node.cast());
         let text = CStr::from_ptr(raw).to_bytes();
@@ -373,8 +367,7 @@ unsafe extern "C-unwind" fn on_planner(
     cursor_options: i32,
     bound_params: pg_sys::ParamListInfo,
 ) -> *mut pg_sys::PlannedStmt {
-    // SAFETY: the previous hook (or the standard planner) with our arguments;
-    // its result is a valid PlannedStmt.
+    // SAFETY: the previous hook (or the standard planner) with our arguments; its result is a valid PlannedStmt.
     unsafe {
         let plan = match PREV_PLANNER {
             Some(prev) => prev(parse, query_string, cursor_options, bound_params),

@@ -104,9 +104,7 @@ impl<E: Copy + 'static> SharedTable<E> {
         if htab.is_null() || lock.is_null() {
             return None;
         }
-        // SAFETY: the lock was created by the startup hook in shared memory
-        // that lives as long as the server; released below or by the
-        // LWLockReleaseAll of a transaction abort.
+        // SAFETY: the lock was created by the startup hook in shared memory that lives as long as the server; released below or by the LWLockReleaseAll of a transaction abort.
         unsafe { pg_sys::LWLockAcquire(lock, pg_sys::LWLockMode::LW_EXCLUSIVE) };
         struct Release(*mut pg_sys::LWLock);
         impl Drop for Release {
@@ -137,8 +135,7 @@ impl<E: Copy + Sync + 'static> Reserved for SharedTable<E> {
             ..Default::default()
         };
         let capacity = self.capacity() as std::ffi::c_long;
-        // SAFETY: called from the startup hook, where ShmemInitHash allocates
-        // in (or finds) the segment; HASH_BLOBS hashes the key's bytes.
+        // SAFETY: called from the startup hook, where ShmemInitHash allocates in (or finds) the segment; HASH_BLOBS hashes the key's bytes.
         let htab = unsafe {
             pg_sys::ShmemInitHash(
                 self.name.as_ptr(),
@@ -163,10 +160,9 @@ pub struct Locked<'a, E> {
 impl<E: Copy> Locked<'_, E> {
     fn search(&mut self, key: &Key, action: pg_sys::HASHACTION::Type) -> (*mut E, bool) {
         let mut found = false;
-        // SAFETY: htab is a live shared hash whose keys are `Key`s, held
-        // exclusively; HASH_FIND/HASH_REMOVE/HASH_ENTER_NULL never ERROR.
-        let entry =
-            unsafe { pg_sys::hash_search(self.htab, key.as_ptr().cast(), action, &mut found) };
+        let key = key.as_ptr().cast();
+        // SAFETY: htab is a live shared hash whose keys are `Key`s, held exclusively; HASH_FIND/HASH_REMOVE/HASH_ENTER_NULL never ERROR.
+        let entry = unsafe { pg_sys::hash_search(self.htab, key, action, &mut found) };
         (entry.cast(), found)
     }
 
@@ -212,8 +208,7 @@ impl<E: Copy> Locked<'_, E> {
     pub fn retain(&mut self, mut keep: impl FnMut(&E) -> bool) -> usize {
         let mut doomed: Vec<Key> = Vec::new();
         let mut status = pg_sys::HASH_SEQ_STATUS::default();
-        // SAFETY: a full sequential scan of a table held exclusively (it runs
-        // to its end, which terminates the scan); entries are read, not changed.
+        // SAFETY: a full sequential scan of a table held exclusively (it runs to its end, which terminates the scan); entries are read, not changed.
         unsafe {
             pg_sys::hash_seq_init(&mut status, self.htab);
             loop {
@@ -237,8 +232,7 @@ impl<E: Copy> Locked<'_, E> {
 /// under an older one are stale.
 pub fn generation() -> u64 {
     let counter = GENERATION.load(Ordering::Acquire);
-    // SAFETY: a non-null pointer is the counter in shared memory, which lives
-    // as long as the server; atomics work across processes mapping it.
+    // SAFETY: a non-null pointer is the counter in shared memory, which lives as long as the server; atomics work across processes mapping it.
     unsafe { counter.as_ref() }.map_or(0, |c| c.load(Ordering::Acquire))
 }
 
@@ -264,8 +258,7 @@ pub fn init() {
     if !crate::gucs::preloading() {
         return;
     }
-    // SAFETY: _PG_init runs once in the postmaster, single-threaded; the
-    // previous hooks are kept and called first, as every extension does.
+    // SAFETY: _PG_init runs once in the postmaster, single-threaded; the previous hooks are kept and called first, as every extension does.
     unsafe {
         PREV_REQUEST = pg_sys::shmem_request_hook;
         pg_sys::shmem_request_hook = Some(request);
@@ -276,8 +269,7 @@ pub fn init() {
 
 #[pg_guard]
 unsafe extern "C-unwind" fn request() {
-    // SAFETY: PostgreSQL calls this once while reserving shared memory; the
-    // previous hook is called first.
+    // SAFETY: PostgreSQL calls this once while reserving shared memory; the previous hook is called first.
     unsafe {
         if let Some(previous) = PREV_REQUEST {
             previous();
@@ -298,8 +290,7 @@ unsafe extern "C-unwind" fn request() {
 
 #[pg_guard]
 unsafe extern "C-unwind" fn startup() {
-    // SAFETY: PostgreSQL calls this once shared memory exists (in the
-    // postmaster, and again after a crash reinitialised it).
+    // SAFETY: PostgreSQL calls this once shared memory exists (in the postmaster, and again after a crash reinitialised it).
     unsafe {
         if let Some(previous) = PREV_STARTUP {
             previous();
@@ -307,8 +298,7 @@ unsafe extern "C-unwind" fn startup() {
     }
     STARTED_AT.store(crate::pg::time::now_unix(), Ordering::Release);
     let mut found = false;
-    // SAFETY: allocates (or finds) the counter in the segment; a new one is
-    // zeroed before anyone reads it (no backend exists yet).
+    // SAFETY: allocates (or finds) the counter in the segment; a new one is zeroed before anyone reads it (no backend exists yet).
     unsafe {
         let counter = pg_sys::ShmemInitStruct(
             c"kakunin generation".as_ptr(),

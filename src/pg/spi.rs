@@ -44,9 +44,7 @@ pub fn pinned<R>(f: impl FnOnce() -> R) -> R {
     if PINNED.get() {
         return f();
     }
-    // SAFETY: the sequence fmgr_security_definer uses for a function's SET
-    // clause. GUC_ACTION_SAVE is allowed in parallel mode; the level is popped
-    // below or by the transaction abort that an ERROR causes.
+    // SAFETY: the sequence fmgr_security_definer uses for a function's SET clause. GUC_ACTION_SAVE is allowed in parallel mode; the level is popped below or by the transaction abort that an ERROR causes.
     let nest_level = unsafe {
         let level = pg_sys::NewGUCNestLevel();
         pg_sys::set_config_option(
@@ -123,8 +121,7 @@ impl Row {
     /// Reads column `n` (1-based) as `T`, copying it out of SPI's memory.
     pub fn get<T: FromDatum>(&self, n: i32) -> Option<T> {
         let mut is_null = false;
-        // SAFETY: tuple and desc come from SPI_tuptable of the running query and
-        // `n` is a column of that query; SPI_getbinval reports NULLs in is_null.
+        // SAFETY: tuple and desc come from SPI_tuptable of the running query and `n` is a column of that query; SPI_getbinval reports NULLs in is_null.
         unsafe {
             let datum = pg_sys::SPI_getbinval(self.tuple, self.desc, n, &mut is_null);
             T::from_polymorphic_datum(datum, is_null, pg_sys::InvalidOid)
@@ -164,10 +161,7 @@ fn query_pinned<R>(
     mut read: impl FnMut(&Row) -> R,
 ) -> Vec<R> {
     let mut out = Vec::new();
-    // SAFETY: SPI_connect/SPI_finish bracket the calls; datums are copied out
-    // by `read` before SPI_finish. An ERROR inside unwinds through pgrx and the
-    // transaction abort cleans up SPI. The plan is kept (SPI_keepplan) so it
-    // outlives the connection; PostgreSQL's plan cache replans it after DDL.
+    // SAFETY: SPI_connect/SPI_finish bracket the calls; datums are copied out by `read` before SPI_finish. An ERROR inside unwinds through pgrx and the transaction abort cleans up SPI. The plan is kept (SPI_keepplan) so it outlives the connection; PostgreSQL's plan cache replans it after DDL.
     unsafe {
         if pg_sys::SPI_connect() != pg_sys::SPI_OK_CONNECT as i32 {
             pgrx::error!("kakunin_pg: SPI_connect failed");
@@ -254,9 +248,7 @@ fn scan_pinned<B>(
         pgrx::error!("kakunin_pg: query text contains a NUL byte");
     };
     let mut row_memory = pgrx::PgMemoryContexts::new("kakunin scan row");
-    // SAFETY: SPI_connect/SPI_finish bracket the cursor; rows are read before
-    // SPI_freetuptable. An ERROR unwinds through pgrx; the transaction abort
-    // cleans up SPI and the portal.
+    // SAFETY: SPI_connect/SPI_finish bracket the cursor; rows are read before SPI_freetuptable. An ERROR unwinds through pgrx; the transaction abort cleans up SPI and the portal.
     unsafe {
         if pg_sys::SPI_connect() != pg_sys::SPI_OK_CONNECT as i32 {
             pgrx::error!("kakunin_pg: SPI_connect failed");
@@ -376,9 +368,7 @@ pub fn run_caller_sql<B>(
         .iter()
         .map(|s| std::ffi::CString::new(s.as_str()).unwrap_or_default())
         .collect();
-    // SAFETY: SPI_connect/SPI_finish bracket the calls; rows are read before
-    // their tuple table is freed. An ERROR unwinds through pgrx; the caller's
-    // subtransaction abort cleans up SPI and any portal.
+    // SAFETY: SPI_connect/SPI_finish bracket the calls; rows are read before their tuple table is freed. An ERROR unwinds through pgrx; the caller's subtransaction abort cleans up SPI and any portal.
     unsafe {
         if pg_sys::SPI_connect() != pg_sys::SPI_OK_CONNECT as i32 {
             pgrx::error!("kakunin_pg: SPI_connect failed");

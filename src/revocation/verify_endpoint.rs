@@ -127,8 +127,7 @@ fn now_ms() -> i64 {
 fn lookup_or_claim(key: &Key) -> Lookup {
     let (now, generation) = (now_ms(), shmem::generation());
     let abandoned_after = gucs::verify_timeout().as_millis() as i64;
-    // SAFETY: reads this process's pid.
-    let me = unsafe { pg_sys::MyProcPid };
+    let me = my_pid();
     SHARED
         .exclusive(|table| {
             if let Some(entry) = table.get(key) {
@@ -167,6 +166,11 @@ fn lookup_or_claim(key: &Key) -> Lookup {
             }
         })
         .unwrap_or(Lookup::Alone)
+}
+
+fn my_pid() -> i32 {
+    // SAFETY: reads this process's pid, set once at its start.
+    unsafe { pg_sys::MyProcPid }
 }
 
 /// Whether backend `pid` still runs (a terminated claimer exits without
@@ -208,10 +212,7 @@ impl Claim {
     }
 
     fn is(&self, entry: &Shared) -> bool {
-        // SAFETY: reads this process's pid.
-        entry.in_flight
-            && entry.since_ms == self.since_ms
-            && entry.owner == unsafe { pg_sys::MyProcPid }
+        entry.in_flight && entry.since_ms == self.since_ms && entry.owner == my_pid()
     }
 }
 
@@ -260,8 +261,7 @@ fn shared_or_fetch(url: &str, serial: &str) -> (Answer, Option<Duration>) {
 
 /// Sleeps 10 ms on the process latch, then serves a pending cancel.
 fn nap() {
-    // SAFETY: the standard bounded latch wait of a backend; the postmaster's
-    // death ends the process, as everywhere in PostgreSQL.
+    // SAFETY: the standard bounded latch wait of a backend; the postmaster's death ends the process, as everywhere in PostgreSQL.
     unsafe {
         pg_sys::WaitLatch(
             pg_sys::MyLatch,
@@ -295,8 +295,7 @@ const MIN_REQUEST: Duration = Duration::from_millis(20);
 /// than [`MIN_REQUEST`] would be left.
 fn budget() -> Option<Duration> {
     let configured = gucs::verify_timeout().as_millis() as i64;
-    // SAFETY: StatementTimeout is a plain setting variable; the timestamps are
-    // read from the backend's own state.
+    // SAFETY: StatementTimeout is a plain setting variable; the timestamps are read from the backend's own state.
     let remaining = unsafe {
         let limit = i64::from(pg_sys::StatementTimeout);
         (limit > 0).then(|| {

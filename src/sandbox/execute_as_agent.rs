@@ -133,9 +133,7 @@ fn in_subtransaction(
     call: &Call<'_>,
     f: impl FnOnce() -> Result<Value> + std::panic::UnwindSafe,
 ) -> Result<Value> {
-    // SAFETY: the sequence PL/pgSQL uses for an exception block: remember the
-    // memory context and resource owner, begin, and restore both after the
-    // subtransaction is released or rolled back.
+    // SAFETY: the sequence PL/pgSQL uses for an exception block: remember the memory context and resource owner, begin, and restore both after the subtransaction is released or rolled back.
     let (context, owner) = unsafe {
         let saved = (pg_sys::CurrentMemoryContext, pg_sys::CurrentResourceOwner);
         pg_sys::BeginInternalSubTransaction(std::ptr::null());
@@ -151,8 +149,7 @@ fn in_subtransaction(
     };
     // Whatever `f` did is undone; the refusal (its SQLSTATE) is recorded.
     let abandon = |code: PgSqlErrorCode| {
-        // SAFETY: aborts the subtransaction begun above (for a caught error,
-        // pgrx has already copied and flushed it).
+        // SAFETY: aborts the subtransaction begun above (for a caught error, pgrx has already copied and flushed it).
         unsafe { pg_sys::RollbackAndReleaseCurrentSubTransaction() };
         restore();
         let payload = call.payload(("sqlstate", Value::from(sqlstate(code as i32))));
@@ -206,11 +203,7 @@ fn sqlstate(code: i32) -> String {
 /// restoring to the subtransaction's abort, which restores all three.
 fn as_role<R>(role: pg_sys::Oid, read_only: bool, f: impl FnOnce() -> R) -> R {
     let (mut user, mut context) = (pg_sys::InvalidOid, 0);
-    // SAFETY: reads the current user, context and read-only flag into locals,
-    // then switches as a SECURITY DEFINER call does, adding the
-    // restricted-operation bit. The read-only flag is the transaction state
-    // `SET TRANSACTION READ ONLY` sets; a subtransaction restores it when it
-    // ends (PostgreSQL 17 and later refuse to save it in a nest level).
+    // SAFETY: reads the current user, context and read-only flag into locals, then switches as a SECURITY DEFINER call does, adding the restricted-operation bit. The read-only flag is the transaction state `SET TRANSACTION READ ONLY` sets; a subtransaction restores it when it ends (PostgreSQL 17 and later refuse to save it in a nest level).
     let (level, was_read_only) = unsafe {
         pg_sys::GetUserIdAndSecContext(&mut user, &mut context);
         pg_sys::SetUserIdAndSecContext(
@@ -226,8 +219,7 @@ fn as_role<R>(role: pg_sys::Oid, read_only: bool, f: impl FnOnce() -> R) -> R {
         (pg_sys::NewGUCNestLevel(), was_read_only)
     };
     let result = f();
-    // SAFETY: discards every setting changed at our level (restoring the
-    // session's), then restores the read-only flag, user and context.
+    // SAFETY: discards every setting changed at our level (restoring the session's), then restores the read-only flag, user and context.
     unsafe {
         pg_sys::AtEOXact_GUC(false, level);
         pg_sys::XactReadOnly = was_read_only;
@@ -253,8 +245,7 @@ fn statements(query: &str) -> Result<Vec<String>> {
     let text = CString::new(query)
         .map_err(|_| KakuninError::InvalidArgument("query must not contain a NUL byte".into()))?;
     let mut statements = Vec::new();
-    // SAFETY: pg_parse_query returns a List of RawStmt in the current memory
-    // context (a syntax error raises); locations are byte offsets into `text`.
+    // SAFETY: pg_parse_query returns a List of RawStmt in the current memory context (a syntax error raises); locations are byte offsets into `text`.
     unsafe {
         let list = pgrx::PgList::<pg_sys::RawStmt>::from_pg(pg_sys::pg_parse_query(text.as_ptr()));
         for raw in list.iter_ptr() {
