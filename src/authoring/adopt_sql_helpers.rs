@@ -95,11 +95,15 @@ fn invalid(message: String) -> KakuninError {
 }
 
 fn adopt(from_schema: &str, dry_run: bool) -> Result<Vec<Row>> {
-    let (schema_oid, target) = schemas(from_schema)?;
+    let Schemas {
+        from: schema_oid,
+        from_quoted,
+        target,
+    } = schemas(from_schema)?;
     let old = old_functions(schema_oid, &target)?;
     let oids: Vec<pg_sys::Oid> = old.iter().map(|f| f.oid).collect();
     let names: Vec<&str> = old.iter().map(|f| f.name.as_str()).collect();
-    refuse_other_dependents(&oids, from_schema, &names)?;
+    refuse_other_dependents(&oids, from_schema, &from_quoted, &names)?;
     let policies = policies(&oids);
     refuse_overloads(schema_oid, &policies)?;
 
@@ -182,12 +186,12 @@ fn clauses(using: &Option<String>, with_check: &Option<String>) -> String {
     parts.join(" ")
 }
 
-/// The oid of `from_schema`, and the extension's schema, quoted for SQL text.
-fn schemas(from_schema: &str) -> Result<(pg_sys::Oid, String)> {
+/// `from_schema` and the extension's schema; refuses an unknown one or the extension's own.
+fn schemas(from_schema: &str) -> Result<Schemas> {
     let found = spi::connect(|client| {
         let table = client.select(
             "SELECT (SELECT oid FROM pg_catalog.pg_namespace WHERE nspname OPERATOR(pg_catalog.=) $1),
-                    n.oid, pg_catalog.quote_ident(n.nspname)
+                    n.oid, pg_catalog.quote_ident(n.nspname), pg_catalog.quote_ident($1)
              FROM pg_catalog.pg_extension e JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) e.extnamespace
              WHERE e.extname OPERATOR(pg_catalog.=) 'kakunin_pg'",
             Some(1),
@@ -198,10 +202,11 @@ fn schemas(from_schema: &str) -> Result<(pg_sys::Oid, String)> {
             row.get::<pg_sys::Oid>(1)?,
             row.get::<pg_sys::Oid>(2)?,
             row.get::<String>(3)?,
+            row.get::<String>(4)?,
         ))
     })
     .unwrap_or_else(|e| spi_failed("read the schemas", e));
-    let (Some(from), Some(ext), Some(target)) = found else {
+    let (Some(from), Some(ext), Some(target), Some(from_quoted)) = found else {
         return Err(KakuninError::NotFound(format!(
             "schema \"{from_schema}\" does not exist"
         )));
@@ -211,7 +216,18 @@ fn schemas(from_schema: &str) -> Result<(pg_sys::Oid, String)> {
             "schema \"{from_schema}\" is kakunin_pg's own schema: name the schema that holds the SQL helpers"
         )));
     }
-    Ok((from, target))
+    Ok(Schemas {
+        from,
+        from_quoted,
+        target,
+    })
+}
+
+/// `from_schema`'s oid and quoted name, and the extension's schema, quoted.
+struct Schemas {
+    from: pg_sys::Oid,
+    from_quoted: String,
+    target: String,
 }
 
 /// The SQL helpers in the schema: zero-argument functions named as a native
@@ -279,7 +295,12 @@ fn old_functions(schema: pg_sys::Oid, target: &str) -> Result<Vec<OldFunction>> 
 /// what `pg_depend` records, and SQL or PL/pgSQL bodies that call one
 /// qualified with `from_schema` (bodies are not tracked; after the drop such a
 /// call would fail, or find whatever someone creates there later).
-fn refuse_other_dependents(oids: &[pg_sys::Oid], from_schema: &str, names: &[&str]) -> Result<()> {
+fn refuse_other_dependents(
+    oids: &[pg_sys::Oid],
+    from_schema: &str,
+    from_quoted: &str,
+    names: &[&str],
+) -> Result<()> {
     let (recorded, bodies) = spi::connect(|client| {
         let recorded = client
             .select(
@@ -318,8 +339,7 @@ fn refuse_other_dependents(oids: &[pg_sys::Oid], from_schema: &str, names: &[&st
         let calls = sql_calls::repoint(&body, from_schema, names, "").1;
         if let Some(name) = calls.first() {
             others.push(format!(
-                "the body of function {function} calls {}.{name}()",
-                quote(from_schema)
+                "the body of function {function} calls {from_quoted}.{name}()"
             ));
         }
     }
@@ -330,13 +350,6 @@ fn refuse_other_dependents(oids: &[pg_sys::Oid], from_schema: &str, names: &[&st
         )));
     }
     Ok(())
-}
-
-fn quote(schema: &str) -> String {
-    spi::select_one::<String>("SELECT pg_catalog.quote_ident($1)", &[schema.into()])
-        .ok()
-        .flatten()
-        .unwrap_or_else(|| schema.to_string())
 }
 
 /// Refuses (`22023`) a policy that calls an overload of a helper's name in

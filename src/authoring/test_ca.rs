@@ -113,15 +113,12 @@ fn issue_test_certificate(
         scope: &scope,
         not_after: now.saturating_add(seconds),
     };
-    let der = test_ca::issue(&ca, &request, now).map_err(issue_failed)?;
-    let serial = kakunin_core::profile::read_profile(&der)
-        .map(|p| p.serial)
-        .unwrap_or_default();
+    let issued = test_ca::issue(&ca, &request, now).map_err(issue_failed)?;
     crate::audit::append::admin_act(
         "kakunin.test_ca.certificate_issued",
-        json!({"agent_id": agent_id, "tenant_id": tenant_id, "serial": serial}),
+        json!({"agent_id": agent_id, "tenant_id": tenant_id, "serial": issued.serial}),
     );
-    Ok(to_pem(&der) + &to_pem(&ca.certificate))
+    Ok(to_pem(&issued.der) + &to_pem(&ca.certificate))
 }
 
 /// `kakunin.disable_test_ca() → boolean`: removes the test CA, its key and

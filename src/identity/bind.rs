@@ -8,6 +8,7 @@ use kakunin_core::binding::{worst, Binding, CertStatus, Credential};
 use kakunin_core::{proof, rfc3339};
 use pgrx::prelude::*;
 use serde_json::json;
+use sha2::{Digest, Sha256};
 
 use super::binding::{self, store};
 use super::certificate::{self, Checked};
@@ -124,8 +125,8 @@ fn check_proof(jws: &str, checked: &Checked, now: i64) -> Result<()> {
     // Remembered per public key, not per certificate: the same key in another
     // encoding of the certificate (an ECDSA signature's s and n - s both
     // verify) or in a renewed one must not take the proof a second time.
-    let key = kakunin_core::sha256_hex(&checked.profile.spki_der);
-    if let Some(remembered) = replay::remember(&key, &claims.jti, claims.iat, now) {
+    let public_key: [u8; 32] = Sha256::digest(&checked.profile.spki_der).into();
+    if let Some(remembered) = replay::remember(&public_key, &claims.jti, claims.iat, now) {
         return remembered;
     }
     // Not preloaded: the jti is a row; where nothing can be written, say so in
@@ -156,7 +157,7 @@ fn check_proof(jws: &str, checked: &Checked, now: i64) -> Result<()> {
                  ON CONFLICT DO NOTHING",
                 None,
                 &[
-                    key.as_str().into(),
+                    hex::encode(public_key).as_str().into(),
                     claims.jti.as_str().into(),
                     (expires as f64).into(),
                 ],

@@ -62,11 +62,11 @@ pub fn usage() -> Option<serde_json::Value> {
     REMEMBERED.usage()
 }
 
-/// Remembers the proof `jti` for `public_key` (hex SHA-256 of the SPKI), issued at
+/// Remembers the proof `jti` for `public_key` (SHA-256 of the SPKI), issued at
 /// `iat`; refuses (`28000`) one already remembered, one issued before this
 /// shared memory could know it, or one more when all slots are fresh. None
 /// without preloading: the caller records it in the table instead.
-pub fn remember(public_key: &str, jti: &str, iat: i64, now: i64) -> Option<Result<()>> {
+pub fn remember(public_key: &Key, jti: &str, iat: i64, now: i64) -> Option<Result<()>> {
     let started = shmem::started_at()?;
     if iat < started + MAX_FUTURE_SKEW_SECONDS {
         return Some(Err(KakuninError::identity(format!(
@@ -75,12 +75,11 @@ pub fn remember(public_key: &str, jti: &str, iat: i64, now: i64) -> Option<Resul
         ))));
     }
     let key: Key = Sha256::new()
-        .chain_update(public_key.as_bytes())
+        .chain_update(public_key)
         .chain_update([0])
         .chain_update(jti.as_bytes())
         .finalize()
         .into();
-    let owner: Key = Sha256::digest(public_key.as_bytes()).into();
     let forget_after = iat + MAX_AGE_SECONDS + MAX_FUTURE_SKEW_SECONDS;
     // Lock order: the proofs, then the per-key counts.
     REMEMBERED.exclusive(|table| {
@@ -98,7 +97,7 @@ pub fn remember(public_key: &str, jti: &str, iat: i64, now: i64) -> Option<Resul
                 table.len()
             )));
         }
-        count_for(&owner, now)?;
+        count_for(public_key, now)?;
         if !table.put(&key, Remembered { key, forget_after }) {
             return Err(KakuninError::TooLarge(
                 "proof of possession refused: kakunin.proof_replay_capacity is exhausted".into(),

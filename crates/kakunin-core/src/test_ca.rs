@@ -103,6 +103,13 @@ pub fn create(common_name: &str, now: i64) -> Result<TestCa, IssueError> {
     Ok(TestCa { pkcs8, certificate })
 }
 
+/// An issued certificate (DER) and its serial (canonical hex), as the profile reads it back.
+#[derive(Debug)]
+pub struct Issued {
+    pub der: Vec<u8>,
+    pub serial: String,
+}
+
 /// What an agent certificate says.
 pub struct AgentRequest<'a> {
     pub agent_id: &'a str,
@@ -115,7 +122,7 @@ pub struct AgentRequest<'a> {
 /// Issues an agent certificate signed by `ca` (DER), valid from `now` until
 /// `request.not_after`, for a fresh P-256 key nobody keeps (the kit binds
 /// without a proof of possession). Refuses what the profile would refuse to read.
-pub fn issue(ca: &TestCa, request: &AgentRequest<'_>, now: i64) -> Result<Vec<u8>, IssueError> {
+pub fn issue(ca: &TestCa, request: &AgentRequest<'_>, now: i64) -> Result<Issued, IssueError> {
     let rng = SystemRandom::new();
     let ca_key = key_pair(&ca.pkcs8)?;
     let ca_cert = crate::profile::read_ca_summary(&ca.certificate).map_err(internal)?;
@@ -169,8 +176,8 @@ pub fn issue(ca: &TestCa, request: &AgentRequest<'_>, now: i64) -> Result<Vec<u8
         &extensions,
     )?;
     // What we issue must read back in the profile (and so bind).
-    crate::profile::read_profile(&der).map_err(internal)?;
-    Ok(der)
+    let serial = crate::profile::read_profile(&der).map_err(internal)?.serial;
+    Ok(Issued { der, serial })
 }
 
 fn key_pair(pkcs8: &[u8]) -> Result<EcdsaKeyPair, IssueError> {
@@ -327,7 +334,7 @@ mod tests {
             scope: &scope,
             not_after: NOW + 3600,
         };
-        let der = issue(&ca, &request, NOW).expect("issue");
+        let der = issue(&ca, &request, NOW).expect("issue").der;
         let profile = crate::profile::read_profile(&der).expect("profile");
         assert!(
             !crate::profile::is_test_ca(&der),
@@ -360,7 +367,7 @@ mod tests {
             scope: &empty,
             not_after: NOW + 60,
         };
-        let profile = crate::profile::read_profile(&issue(&ca, &request, NOW).expect("issue"))
+        let profile = crate::profile::read_profile(&issue(&ca, &request, NOW).expect("issue").der)
             .expect("profile");
         assert_eq!(profile.tenant_id, None);
         assert_eq!(profile.scope, FinancialScope::default());
@@ -382,7 +389,7 @@ mod tests {
                 NOW,
             )
         };
-        let refused = |r: Result<Vec<u8>, IssueError>| match r {
+        let refused = |r: Result<Issued, IssueError>| match r {
             Err(IssueError::BadArgument(m)) => m,
             other => panic!("expected a refusal, got {other:?}"),
         };
@@ -406,10 +413,9 @@ mod tests {
             scope: &empty,
             not_after: NOW + 60,
         };
-        let serial = |der: Vec<u8>| crate::profile::read_profile(&der).expect("profile").serial;
-        assert_ne!(
-            serial(issue(&ca, &request, NOW).unwrap()),
-            serial(issue(&ca, &request, NOW).unwrap())
-        );
+        let issued = issue(&ca, &request, NOW).unwrap();
+        let read_back = crate::profile::read_profile(&issued.der).expect("profile");
+        assert_eq!(issued.serial, read_back.serial);
+        assert_ne!(issued.serial, issue(&ca, &request, NOW).unwrap().serial);
     }
 }
