@@ -16,7 +16,7 @@ use serde_json::json;
 use super::caller::{Caller, Derived};
 use super::store::{self, KeyRow, NewKey};
 use crate::audit::append::admin_act;
-use crate::identity::binding::store as store_binding;
+use crate::identity::binding::{seal, store as store_binding};
 use crate::pg::error::{required, KakuninError, Result, SqlResult};
 use crate::pg::invalidation::Read;
 use crate::pg::spi::Visibility;
@@ -122,7 +122,7 @@ pub fn bind_key(text: &str) -> Result<Rc<Binding>> {
         },
         fixed_status: None,
     };
-    store_binding(binding, privilege::caller_is_gateway())
+    store_binding(&seal(binding)?, privilege::caller_is_gateway())
 }
 
 fn check_capabilities(capabilities: &[String]) -> Result<()> {

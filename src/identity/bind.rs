@@ -2,9 +2,11 @@
 //! `kakunin.bind_agent_session`, `kakunin.bind_agent_serial` (a gateway's
 //! forwarded serial) and `kakunin.validate_certificate`.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::rc::Rc;
 
-use kakunin_core::binding::{worst, Binding, CertStatus, Credential};
+use kakunin_core::binding::{worst, Binding, CertStatus, Credential, Sealed};
 use kakunin_core::{proof, rfc3339};
 use pgrx::prelude::*;
 use serde_json::json;
@@ -85,8 +87,28 @@ pub fn bind_with(
     // any failure there is 'unknown', never 'active'.
     let online =
         verify_endpoint::url().map(|_| verify_endpoint::status(&checked.profile.serial).status);
+    let fixed_status = online.filter(|s| *s != CertStatus::Active);
+    let sealed = match fixed_status {
+        None => sealed_binding(&checked, proven)?,
+        Some(_) => Rc::new(binding::seal(certificate_binding(
+            &checked,
+            proven,
+            fixed_status,
+        ))?),
+    };
+    let status = online.map_or(checked.status, |o| worst(checked.status, o));
+    Ok((store(&sealed, privilege::caller_is_gateway())?, status))
+}
+
+/// What binding `checked` makes; its status is read per statement from the
+/// registry, except a `fixed_status` from the verify endpoint.
+fn certificate_binding(
+    checked: &Checked,
+    proven: bool,
+    fixed_status: Option<CertStatus>,
+) -> Binding {
     let profile = &checked.profile;
-    let binding = Binding {
+    Binding {
         agent_id: profile.agent_id.clone(),
         tenant_id: profile.tenant_id.clone(),
         instruments: profile.scope.instruments.clone(),
@@ -94,15 +116,44 @@ pub fn bind_with(
         scope: profile.scope.to_json(),
         credential: Credential::Certificate {
             serial: profile.serial.clone(),
-            issuer: hex::encode(&profile.issuer_der),
-            fingerprint: checked.fingerprint.clone(),
+            issuer: checked.issuer_hex.to_string(),
+            fingerprint: checked.fingerprint.to_string(),
             not_after: profile.not_after,
             proven,
         },
-        fixed_status: online.filter(|s| *s != CertStatus::Active),
-    };
-    let status = online.map_or(checked.status, |o| worst(checked.status, o));
-    Ok((store(binding, privilege::caller_is_gateway())?, status))
+        fixed_status,
+    }
+}
+
+thread_local! {
+    /// The sealed binding of each recently bound certificate (by fingerprint),
+    /// without and with proof: what it binds depends on nothing else, so it
+    /// is built, encoded and checked once, not on every bind.
+    static SEALED: RefCell<HashMap<Rc<str>, SealedPair>> = RefCell::new(HashMap::new());
+}
+/// Indexed by `proven` (gateway: 0, proof: 1).
+type SealedPair = [Option<Rc<Sealed>>; 2];
+const SEALED_CAPACITY: usize = 256;
+
+fn sealed_binding(checked: &Checked, proven: bool) -> Result<Rc<Sealed>> {
+    let cached = SEALED.with(|c| {
+        c.borrow()
+            .get(&checked.fingerprint)
+            .and_then(|slots| slots[usize::from(proven)].clone())
+    });
+    if let Some(sealed) = cached {
+        return Ok(sealed);
+    }
+    let sealed = Rc::new(binding::seal(certificate_binding(checked, proven, None))?);
+    SEALED.with(|c| {
+        let mut cache = c.borrow_mut();
+        if cache.len() >= SEALED_CAPACITY && !cache.contains_key(&checked.fingerprint) {
+            cache.clear();
+        }
+        cache.entry(checked.fingerprint.clone()).or_default()[usize::from(proven)] =
+            Some(sealed.clone());
+    });
+    Ok(sealed)
 }
 
 /// The `aud` a proof must carry: the database, or with
@@ -260,7 +311,7 @@ fn bind_agent_serial(serial: Option<&str>) -> SqlResult<pgrx::JsonB> {
         },
         fixed_status: Some(answer.status).filter(|s| *s != CertStatus::Active),
     };
-    let bound = store(binding, true)?;
+    let bound = store(&binding::seal(binding)?, true)?;
     Ok(pgrx::JsonB(json!({
         "agent_id": bound.agent_id,
         "tenant_id": bound.tenant_id,

@@ -22,7 +22,7 @@ use std::cell::{Cell, RefCell};
 use std::ffi::{c_char, c_void, CStr, CString};
 use std::rc::Rc;
 
-use kakunin_core::binding::Binding;
+use kakunin_core::binding::{Binding, Sealed};
 use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
@@ -138,11 +138,22 @@ pub fn refuse_if_restricted() -> Result<()> {
     Ok(())
 }
 
-/// Stores a validated binding for the rest of the transaction. A caller that
+/// Seals a validated binding for [`store`]; refused (22023) when it would read
+/// differently in the processes that copy the setting (issue 14).
+pub fn seal(binding: Binding) -> Result<Sealed> {
+    Sealed::new(binding).ok_or_else(|| {
+        KakuninError::InvalidArgument(
+            "the identity cannot be bound: its scope or claims do not survive being copied into every process that evaluates a policy (for example a number JSON cannot carry exactly)".into(),
+        )
+    })
+}
+
+/// Stores a sealed binding for the rest of the transaction. A caller that
 /// is not a gateway (`gateway`, decided from the current role) may not swap to
 /// a different identity mid-transaction.
-pub fn store(binding: Binding, gateway: bool) -> Result<Rc<Binding>> {
+pub fn store(sealed: &Sealed, gateway: bool) -> Result<Rc<Binding>> {
     refuse_if_restricted()?;
+    let binding = sealed.binding();
     if let Some(current) = current() {
         if current.agent_id != binding.agent_id && !gateway {
             return Err(KakuninError::identity(format!(
@@ -151,7 +162,7 @@ pub fn store(binding: Binding, gateway: bool) -> Result<Rc<Binding>> {
             )));
         }
     }
-    let binding = set_local(binding)?;
+    set_local(sealed);
     // SAFETY: IsTransactionBlock only reads the transaction state.
     if !unsafe { pg_sys::IsTransactionBlock() } {
         ereport!(
@@ -161,34 +172,20 @@ pub fn store(binding: Binding, gateway: bool) -> Result<Rc<Binding>> {
             "Bind after BEGIN, like SET LOCAL, so that later statements see the binding."
         );
     }
-    Ok(binding)
+    Ok(binding.clone())
 }
 
-/// Stores `binding` with the effect of `SET LOCAL`: restored by PostgreSQL at the
-/// end of the transaction, or of the savepoint, it was made in.
-fn set_local(binding: Binding) -> Result<Rc<Binding>> {
+/// Stores `sealed` with the effect of `SET LOCAL`: restored by PostgreSQL at the
+/// end of the transaction, or of the savepoint, it was made in. The leader
+/// keeps the binding itself; parallel workers and restores decode the text.
+fn set_local(sealed: &Sealed) {
     thread_local! { static NONCE: Cell<u64> = const { Cell::new(0) }; }
     NONCE.set(NONCE.get() + 1);
     // SAFETY: MyProcPid is set once at backend start and only read here.
     let pid = unsafe { pg_sys::MyProcPid };
-    let encoded = binding.encode(&format!("{pid}.{}", NONCE.get()));
-    // The leader keeps `binding`; parallel workers and restores decode the
-    // text. A binding that does not decode to itself would read differently in
-    // different processes, so it is refused here (issue 14).
-    if Binding::decode(&encoded)
-        .map(|(_, decoded)| decoded)
-        .as_ref()
-        != Some(&binding)
-    {
-        return Err(KakuninError::InvalidArgument(
-            "the identity cannot be bound: its scope or claims do not survive being copied into every process that evaluates a policy (for example a number JSON cannot carry exactly)".into(),
-        ));
-    }
     // JSON escapes control characters, so the encoding never holds a NUL.
-    let value = CString::new(encoded).unwrap_or_default();
-
-    let binding = Rc::new(binding);
-    PENDING.with(|p| *p.borrow_mut() = Some((value.clone(), binding.clone())));
+    let value = CString::new(sealed.encode(&format!("{pid}.{}", NONCE.get()))).unwrap_or_default();
+    PENDING.with(|p| *p.borrow_mut() = Some((value.clone(), sealed.binding().clone())));
 
     struct AllowWrite;
     impl Drop for AllowWrite {
@@ -212,5 +209,4 @@ fn set_local(binding: Binding) -> Result<Rc<Binding>> {
             false,
         );
     }
-    Ok(binding)
 }

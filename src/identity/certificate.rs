@@ -73,14 +73,18 @@ impl From<ChainError> for Refusal {
 /// A genuine agent certificate and its status at the time asked.
 pub struct Checked {
     pub profile: Rc<AgentProfile>,
-    pub fingerprint: String,
+    /// SHA-256 of the leaf DER, lowercase hex.
+    pub fingerprint: Rc<str>,
+    /// The issuer's Name (DER), lowercase hex: the registry's and the binding's form.
+    pub issuer_hex: Rc<str>,
     pub status: CertStatus,
 }
 
 struct Parsed {
     ders: Vec<Vec<u8>>,
     profile: Rc<AgentProfile>,
-    fingerprint: String,
+    fingerprint: Rc<str>,
+    issuer_hex: Rc<str>,
     /// (anchors epoch tag, checked at, verdict)
     verdict: Option<(u64, i64, Result<ChainVerdict, ChainError>)>,
 }
@@ -97,7 +101,8 @@ fn parse(input: &str) -> Result<Rc<RefCell<Parsed>>, Refusal> {
     let ders = certificate_input::decode(input)?;
     let profile = read_profile(&ders[0])?;
     let parsed = Rc::new(RefCell::new(Parsed {
-        fingerprint: sha256_hex(&ders[0]),
+        fingerprint: sha256_hex(&ders[0]).into(),
+        issuer_hex: hex::encode(&profile.issuer_der).into(),
         ders,
         profile: Rc::new(profile),
         verdict: None,
@@ -120,7 +125,7 @@ pub fn check(input: &str, at: i64, visibility: Visibility) -> Result<Checked, Re
     let read = Read::new(visibility);
     let registry_entry = registry::registry_status(
         &parsed.profile.serial,
-        &hex::encode(&parsed.profile.issuer_der),
+        &parsed.issuer_hex,
         &parsed.profile.agent_id,
         read,
     );
@@ -165,6 +170,7 @@ pub fn check(input: &str, at: i64, visibility: Visibility) -> Result<Checked, Re
     Ok(Checked {
         profile: parsed.profile.clone(),
         fingerprint: parsed.fingerprint.clone(),
+        issuer_hex: parsed.issuer_hex.clone(),
         status,
     })
 }

@@ -2,7 +2,7 @@
 -- certificate key, fresh, for this database, never replayed. Each case runs in
 -- a savepoint that is rolled back, which also undoes its binding.
 BEGIN;
-SELECT plan(25);
+SELECT plan(28);
 CALL kakunin_test.share_pgtap();
 SET ROLE app_user;
 
@@ -65,6 +65,16 @@ ROLLBACK TO SAVEPOINT read_only;
 SELECT is(:'read_only_error'::text,
     '28000: proof of possession cannot be accepted in a read-only transaction or on a standby without shared memory: its jti must be recorded so the proof cannot be replayed; preload the library (shared_preload_libraries = ''kakunin_pg''), or bind in a read-write transaction on the primary, or through a kakunin_gateway member',
     'a proof bind in a read-only transaction is refused with 28000 in the caller''s terms');
+RESET ROLE;
+-- A certificate's binding is built once per backend, gateway and proof apart:
+-- one certificate bound alone, with a proof, then alone again says each time
+-- how it was bound.
+SET ROLE gateway_app;
+SAVEPOINT g;
+SELECT is(kakunin.bind_agent(kakunin_test.cert('agent-b'))->>'method', 'gateway', 'a gateway binds agent-b alone: method gateway');
+SELECT is(kakunin.bind_agent(kakunin_test.cert('agent-b'), kakunin_test.proof('agent-b/7'))->>'method', 'proof', 'then with a proof: method proof');
+SELECT is(kakunin.bind_agent(kakunin_test.cert('agent-b'))->>'method', 'gateway', 'then alone again: method gateway');
+ROLLBACK TO SAVEPOINT g;
 RESET ROLE;
 -- Not preloaded (this suite's server): no shared memory, and it says so.
 SELECT is(kakunin.shared_memory(), '{"preloaded": false, "started_at": null, "proof_replay": null, "verify_cache": null}'::jsonb,

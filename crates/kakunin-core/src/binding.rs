@@ -6,6 +6,8 @@
 //! nonce is unique per bind within a backend, so a cache keyed by it can never
 //! serve one binding's values for another.
 
+use std::rc::Rc;
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -172,20 +174,48 @@ impl Binding {
 }
 
 impl Binding {
-    pub fn encode(&self, nonce: &str) -> String {
-        // Serialising plain strings and numbers cannot fail.
-        format!(
-            "{nonce}|{}",
-            serde_json::to_string(self).unwrap_or_default()
-        )
-    }
-
     /// Splits an encoded binding into its nonce and record; `None` for anything
     /// else (the empty default included).
     pub fn decode(text: &str) -> Option<(&str, Binding)> {
         let (nonce, json) = text.split_once('|')?;
         let binding = serde_json::from_str(json).ok()?;
         Some((nonce, binding))
+    }
+}
+
+/// A binding with its record (JSON), checked once to decode to itself: a
+/// binding that did not would read differently in the processes that copy
+/// the setting (parallel workers, restores), so it cannot be sealed (issue 14).
+/// A sealed binding can be stored any number of times, each with a new nonce.
+#[derive(Debug)]
+pub struct Sealed {
+    binding: Rc<Binding>,
+    record: String,
+}
+
+impl Sealed {
+    /// `None` when the binding does not survive its own encoding (for example
+    /// a number JSON cannot carry exactly).
+    pub fn new(binding: Binding) -> Option<Sealed> {
+        // Serialising strings, numbers and JSON values cannot fail.
+        let record = serde_json::to_string(&binding).ok()?;
+        (serde_json::from_str::<Binding>(&record).ok()? == binding).then(|| Sealed {
+            binding: Rc::new(binding),
+            record,
+        })
+    }
+
+    pub fn binding(&self) -> &Rc<Binding> {
+        &self.binding
+    }
+
+    /// The setting's text: `<nonce>|<record>`, which [`Binding::decode`] reads.
+    pub fn encode(&self, nonce: &str) -> String {
+        let mut text = String::with_capacity(nonce.len() + 1 + self.record.len());
+        text.push_str(nonce);
+        text.push('|');
+        text.push_str(&self.record);
+        text
     }
 }
 
@@ -230,8 +260,10 @@ mod tests {
             (key, "api_key"),
             (serial, "serial"),
         ] {
-            let text = b.encode("42.1");
             assert_eq!(b.method(), method);
+            let sealed = Sealed::new(b.clone()).expect("plain values seal");
+            assert_eq!(sealed.binding().as_ref(), &b);
+            let text = sealed.encode("42.1");
             assert_eq!(Binding::decode(&text), Some(("42.1", b)));
         }
         assert_eq!(Binding::decode(""), None);
