@@ -7,7 +7,10 @@ CREATE ROLE bench_user LOGIN IN ROLE kakunin_gateway;
 
 \i sql/examples/seed_helpers.sql
 
--- The certificate as an inlined constant, so fetching it costs the bind nothing.
+-- The certificate for the psql scripts (rls_query.sql, the EXPLAIN at the end).
+-- The pgbench scripts send it as a literal instead (@CERT@, filled in by
+-- bench.sh), as a gateway or an agent does: PostgreSQL evaluates a call of
+-- this function, parsing and planning its body, at every statement naming it.
 SELECT format('CREATE FUNCTION bench_cert() RETURNS text IMMUTABLE LANGUAGE sql AS %L',
               format('SELECT %L::text', :'cert')) \gexec
 
@@ -42,24 +45,13 @@ ALTER TABLE trades_d ENABLE ROW LEVEL SECURITY;
 GRANT SELECT ON trades_a, trades_b, trades_c, trades_d TO bench_user;
 VACUUM ANALYZE trades_a, trades_b, trades_c, trades_d;
 
--- Proofs of possession for the proof-path bind benchmark (loaded by bench.sh).
+-- Proofs of possession for the proof-path bind benchmarks (loaded by
+-- bench.sh): proof k of pgbench stream s (a client of one run) is row
+-- s * 1,000,000 + k, which the scripts count themselves (\set k :k + 1), so
+-- fetching one writes nothing and works in READ ONLY transactions too.
 CREATE TABLE bench_proofs (n bigint PRIMARY KEY, jws text NOT NULL);
-CREATE SEQUENCE bench_proof_seq;
-GRANT SELECT ON bench_proofs TO bench_user;
-GRANT USAGE ON SEQUENCE bench_proof_seq TO bench_user;
 CREATE ROLE bench_agent LOGIN;
 GRANT SELECT ON bench_proofs, trades_a TO bench_agent;
-GRANT USAGE ON SEQUENCE bench_proof_seq TO bench_agent;
-
--- The next proof of pgbench stream `stream` (a client of one run), without a
--- write, so it works in READ ONLY transactions too: proof
--- stream * 1,000,000 + k for the session's k-th call, k counted in a session
--- setting (the uncorrelated subquery runs once, so the primary key is used).
-CREATE FUNCTION bench_proof(stream int) RETURNS text LANGUAGE sql VOLATILE AS $$
-    SELECT jws FROM bench_proofs WHERE n = (SELECT stream::bigint * 1000000
-        + set_config('bench.k', (coalesce(nullif(current_setting('bench.k', true), ''), '0')::int + 1)::text, false)::bigint)
-$$;
-GRANT EXECUTE ON FUNCTION bench_proof(int) TO bench_agent;
 
 -- The role agent SQL runs as (execute_as_agent), which the gateway may become.
 CREATE ROLE bench_reader NOLOGIN;

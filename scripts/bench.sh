@@ -31,6 +31,16 @@ PSQL=(psql -X -q -v ON_ERROR_STOP=1 -h "$SOCK" -p "$PORT")
 echo "[bench] loading 4 x 1,000,000 rows"
 "${PSQL[@]}" -U "$RUN_USER" -d "$DB" -v cert="$(cat tests/fixtures/pki/agent-bench.pem)" \
   -v root="$(cat tests/fixtures/pki/root-ca.pem)" -f bench/setup.sql
+# The pgbench scripts, with the certificate (@CERT@) as a SQL literal, which is
+# how a gateway or an agent sends it; they run from $OUT.
+for f in bench/*.pgbench; do
+  python3 - "$f" "$OUT/$(basename "$f")" tests/fixtures/pki/agent-bench.pem <<'PY'
+import sys
+src, dst, pem = sys.argv[1:]
+literal = "'" + open(pem).read().strip().replace("'", "''") + "'"
+open(dst, "w").write(open(src).read().replace("@CERT@", literal))
+PY
+done
 
 want rls && for mode in serial parallel; do
   workers=0; [ "$mode" = parallel ] && workers=2
@@ -51,13 +61,16 @@ done
 
 if want bind; then
 echo "[bench] bind cost (pgbench, 2 clients, 3 rounds of 10 s per script)"
-cargo run --quiet -p kakunin-testkit --bin kakunin-proofs -- agent-bench "$DB" 150000 \
-  | "${PSQL[@]}" -U "$RUN_USER" -d "$DB" -c '\copy bench_proofs FROM STDIN'
+# 6 streams (3 rounds x 2 clients) of 25,000 fresh proofs (see bench/setup.sql).
+"${PSQL[@]}" -U "$RUN_USER" -d "$DB" -c "CREATE TEMP TABLE staged (i bigint, jws text)" \
+  -c "\\copy staged FROM PROGRAM 'cargo run --quiet -p kakunin-testkit --bin kakunin-proofs -- agent-bench $DB 150000'" \
+  -c "INSERT INTO bench_proofs SELECT (i - 1) / 25000 * 1000000 + (i - 1) % 25000 + 1, jws FROM staged" \
+  -c "ANALYZE bench_proofs" >/dev/null
 : > "$OUT/bind_seed.txt"; : > "$OUT/bind_gateway.txt"; : > "$OUT/bind_proof.txt"
-for _ in 1 2 3; do
-  "${PGB[@]}" -U bench_user -f bench/bind_seed.pgbench >> "$OUT/bind_seed.txt" 2>&1
-  "${PGB[@]}" -U bench_user -f bench/bind_gateway.pgbench >> "$OUT/bind_gateway.txt" 2>&1
-  "${PGB[@]}" -U bench_agent -f bench/bind_proof.pgbench >> "$OUT/bind_proof.txt" 2>&1
+for round in 0 1 2; do
+  "${PGB[@]}" -U bench_user -f "$OUT/bind_seed.pgbench" >> "$OUT/bind_seed.txt" 2>&1
+  "${PGB[@]}" -U bench_user -f "$OUT/bind_gateway.pgbench" >> "$OUT/bind_gateway.txt" 2>&1
+  "${PGB[@]}" -U bench_agent -D k=0 -D round=$round -f "$OUT/bind_proof.pgbench" >> "$OUT/bind_proof.txt" 2>&1
 done
 
 fi
@@ -67,7 +80,7 @@ echo "[bench] agent SQL: one-row SELECT through execute_as_agent vs after SET LO
 : > "$OUT/agent_plain.txt"; : > "$OUT/agent_sandbox.txt"; : > "$OUT/agent_plain_10.txt"; : > "$OUT/agent_sandbox_10.txt"
 for _ in 1 2 3; do
   for kind in plain sandbox plain_10 sandbox_10; do
-    "${PGB[@]}" -U bench_user -f "bench/agent_$kind.pgbench" >> "$OUT/agent_$kind.txt" 2>&1
+    "${PGB[@]}" -U bench_user -f "$OUT/agent_$kind.pgbench" >> "$OUT/agent_$kind.txt" 2>&1
   done
 done
 
@@ -82,8 +95,8 @@ trap 'kill $FAKE_CA_PID 2>/dev/null; cluster_stop "$DATA" || true' EXIT
   -f bench/revocation.sql >/dev/null
 : > "$OUT/bind_online.txt"; : > "$OUT/bind_offline.txt"
 for _ in 1 2 3; do
-  "${PGB[@]}" -U bench_user -f bench/bind_gateway.pgbench >> "$OUT/bind_offline.txt" 2>&1
-  "${PGB[@]}" -U bench_online -f bench/bind_gateway.pgbench >> "$OUT/bind_online.txt" 2>&1
+  "${PGB[@]}" -U bench_user -f "$OUT/bind_gateway.pgbench" >> "$OUT/bind_offline.txt" 2>&1
+  "${PGB[@]}" -U bench_online -f "$OUT/bind_gateway.pgbench" >> "$OUT/bind_online.txt" 2>&1
 done
 "${PSQL[@]}" -At -U "$RUN_USER" -d "$DB" -c "SELECT round(bench_webhook_median(2000)::numeric, 1)" > "$OUT/webhook_us.txt"
 
@@ -130,7 +143,7 @@ ca_requests() { python3 -c 'import json, urllib.request; print(json.load(urllib.
   -c "CREATE ROLE bench_serial LOGIN IN ROLE kakunin_gateway" \
   -c "ALTER ROLE bench_serial SET kakunin.verify_url = 'http://127.0.0.1:57451/v1/active/agent-042/verify/'" \
   -c "ALTER ROLE bench_serial SET kakunin.verify_timeout_ms = 10000" >/dev/null
-PGB20=("$PG_BIN/pgbench" -n -c 20 -j 2 -h "$SOCK" -p "$PORT" -U bench_serial -f bench/verify_serial.pgbench "$DB")
+PGB20=("$PG_BIN/pgbench" -n -c 20 -j 2 -h "$SOCK" -p "$PORT" -U bench_serial -f "$OUT/verify_serial.pgbench" "$DB")
 before=$(ca_requests)
 # A bind the CA does not answer in time fails and ends that pgbench client;
 # the requests are what is counted.
@@ -148,8 +161,8 @@ echo "$(( $(ca_requests) - before )) 60" > "$OUT/verify_requests_shared.txt"
   FROM kakunin.shared_memory() s, unnest(ARRAY['proof_replay', 'verify_cache']) t" > "$OUT/shmem_sizes.txt"
 # Fresh proofs (a new jti each), issued at least 60 s after the start, as the
 # replay rule wants (the 60 s run above took that long): 12 streams (3 rounds x
-# read-write/READ ONLY x 2 clients) of 60,000, fetched without a write
-# (bench_proof in bench/setup.sql), so the harness costs next to nothing.
+# read-write/READ ONLY x 2 clients) of 60,000, fetched without a write (see
+# bench/setup.sql).
 while [ $(( $(date +%s) - started )) -lt 61 ]; do sleep 1; done
 "${PSQL[@]}" -U "$RUN_USER" -d "$DB" -c "TRUNCATE bench_proofs" \
   -c "CREATE TEMP TABLE staged (i bigint, jws text)" \
@@ -158,10 +171,10 @@ while [ $(( $(date +%s) - started )) -lt 61 ]; do sleep 1; done
   -c "ANALYZE bench_proofs" >/dev/null
 for kind in seed gateway proof proof_ro; do : > "$OUT/shm_bind_$kind.txt"; done
 for round in 0 1 2; do
-  "${PGB[@]}" -U bench_user -f bench/bind_seed.pgbench >> "$OUT/shm_bind_seed.txt" 2>&1
-  "${PGB[@]}" -U bench_user -f bench/bind_gateway.pgbench >> "$OUT/shm_bind_gateway.txt" 2>&1
-  "${PGB[@]}" -U bench_agent -D round=$round -D variant=0 -f bench/bind_proof_shm.pgbench >> "$OUT/shm_bind_proof.txt" 2>&1
-  "${PGB[@]}" -U bench_agent -D round=$round -D variant=1 -f bench/bind_proof_ro.pgbench >> "$OUT/shm_bind_proof_ro.txt" 2>&1
+  "${PGB[@]}" -U bench_user -f "$OUT/bind_seed.pgbench" >> "$OUT/shm_bind_seed.txt" 2>&1
+  "${PGB[@]}" -U bench_user -f "$OUT/bind_gateway.pgbench" >> "$OUT/shm_bind_gateway.txt" 2>&1
+  "${PGB[@]}" -U bench_agent -D k=0 -D round=$round -D variant=0 -f "$OUT/bind_proof_shm.pgbench" >> "$OUT/shm_bind_proof.txt" 2>&1
+  "${PGB[@]}" -U bench_agent -D k=0 -D round=$round -D variant=1 -f "$OUT/bind_proof_ro.pgbench" >> "$OUT/shm_bind_proof_ro.txt" 2>&1
 done
 # Back to the plain server for the sections after this one.
 cluster_start "$DATA" "$PORT" "$SOCK" "shared_buffers=512MB" "max_parallel_workers_per_gather=2" "jit=off"
