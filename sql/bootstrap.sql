@@ -3,6 +3,22 @@
 -- tables and its C functions, and grants and documents them next to the
 -- functions pgrx generates for it (`requires` in src/lib.rs orders them).
 
+-- Certificates, agent ids, JSON and every text the functions take are UTF-8;
+-- in a database of another encoding a byte sequence that is not UTF-8 would
+-- reach them as text they cannot read. Refused up front, before anything is
+-- created.
+DO $encoding$
+BEGIN
+    IF pg_catalog.getdatabaseencoding() OPERATOR(pg_catalog.<>) 'UTF8' THEN
+        RAISE EXCEPTION USING
+            ERRCODE = 'feature_not_supported',
+            MESSAGE = pg_catalog.format('kakunin_pg needs a database with UTF8 encoding; this one is %s',
+                                        pg_catalog.getdatabaseencoding()),
+            HINT = 'Create the database with ENCODING ''UTF8'' (Supabase''s databases are UTF8).';
+    END IF;
+END
+$encoding$;
+
 -- Roles are cluster-wide and may already exist (another database, an earlier
 -- install); they are created NOLOGIN and left in place by DROP EXTENSION.
 DO $roles$

@@ -5,13 +5,14 @@
 use pgrx::prelude::*;
 
 use crate::pg::error::SqlResult;
+use crate::pg::jsonb::JsonbArg;
 
 /// The audit append under its 0.1.0 symbol (`audit_wrapper`); 0.2.0 made
 /// `kakunin.audit` the version-1 function `kakunin_audit`.
 #[pg_extern(sql = false)]
-fn audit(action: Option<&str>, payload: Option<pgrx::JsonB>) -> SqlResult<i64> {
+fn audit(action: Option<&str>, payload: Option<JsonbArg>) -> SqlResult<i64> {
     Ok(crate::audit::append::append(
         action.and_then(IntoDatum::into_datum),
-        payload.and_then(IntoDatum::into_datum),
+        payload.and_then(|p| pgrx::JsonB(p.0).into_datum()),
     )?)
 }

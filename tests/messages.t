@@ -13,7 +13,7 @@ chown "$RUN_USER" "$WORK"
 DATA=$WORK/data SOCK=$WORK/sock DB=messages_test
 trap 'cluster_stop "$DATA" 2>/dev/null; rm -rf "$WORK"' EXIT
 PSQL=(psql -X -q -At -h "$SOCK" -p "$PORT" -U "$RUN_USER")
-echo "1..3"
+echo "1..5"
 n=0
 check() { # check DESCRIPTION COMMAND...
   n=$((n + 1))
@@ -43,3 +43,22 @@ check "an SPI error inside the extension carries no backtrace, path or type name
   clean "SELECT kakunin.audit(repeat('x', 300))" 'violates check constraint "audit_log_action_check"'
 check "nor does an error the extension raises" \
   clean "SELECT kakunin.audit_inclusion_proof(-1)" 'seq must be 0 or more (got -1)'
+
+# A database that is not UTF8 is refused at CREATE EXTENSION, saying why
+# (before, it installed, and text that was not UTF-8 reached the functions as a
+# Rust decoding error), and nothing of the extension is left behind.
+"${PSQL[@]}" -d postgres -c "CREATE DATABASE ascii_test ENCODING 'SQL_ASCII' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0" >/dev/null
+ascii() { "${PSQL[@]}" -d ascii_test -c "$1" 2>&1; }
+refused() {
+  local out
+  out=$(ascii "CREATE EXTENSION kakunin_pg")
+  echo "$out"
+  grep -q 'ERROR:  kakunin_pg needs a database with UTF8 encoding; this one is SQL_ASCII' <<<"$out" \
+    && grep -q "HINT:  Create the database with ENCODING 'UTF8'" <<<"$out"
+}
+check "CREATE EXTENSION in a SQL_ASCII database is refused with the reason and a hint" refused
+nothing_left() {
+  [ "$(ascii "SELECT count(*) FROM pg_namespace WHERE nspname = 'kakunin'")" = 0 ] \
+    && [ "$(ascii "SELECT count(*) FROM pg_extension WHERE extname = 'kakunin_pg'")" = 0 ]
+}
+check "and nothing of the extension is left in that database" nothing_left

@@ -19,6 +19,7 @@ use crate::audit::append::admin_act;
 use crate::identity::binding::{seal, store as store_binding};
 use crate::pg::error::{required, KakuninError, Result, SqlResult};
 use crate::pg::invalidation::Read;
+use crate::pg::jsonb::JsonbArg;
 use crate::pg::spi::Visibility;
 use crate::pg::{privilege, time};
 use crate::revocation::key_status::key_status;
@@ -148,7 +149,7 @@ fn create_api_key(
     name: Option<&str>,
     capabilities: Option<Vec<Option<String>>>,
     expires_at: default!(Option<TimestampWithTimeZone>, "NULL"),
-    claims: default!(Option<pgrx::JsonB>, "'{}'"),
+    claims: default!(Option<JsonbArg>, "'{}'"),
     tenant_id: default!(Option<&str>, "NULL"),
 ) -> std::result::Result<
     TableIterator<'static, (name!(key_id, pgrx::Uuid), name!(api_key, String))>,
@@ -282,7 +283,7 @@ fn rotate_api_key(
 #[pg_extern(schema = "kakunin", volatile, parallel_unsafe)]
 fn update_api_key_claims(
     key_id: Option<pgrx::Uuid>,
-    claims: Option<pgrx::JsonB>,
+    claims: Option<JsonbArg>,
 ) -> SqlResult<pgrx::JsonB> {
     let key_id = required(key_id, "key_id")?;
     let claims = required(claims, "claims")?.0;

@@ -14,6 +14,7 @@ use pgrx::prelude::*;
 use serde_json::json;
 
 use crate::pg::error::{required, spi_failed, KakuninError, Result, SqlResult};
+use crate::pg::jsonb::JsonbArg;
 use crate::pg::{privilege, spi, time};
 use crate::revocation::trust;
 
@@ -91,7 +92,7 @@ fn enable_test_ca() -> SqlResult<String> {
 fn issue_test_certificate(
     agent_id: Option<&str>,
     tenant_id: default!(Option<&str>, "NULL"),
-    scope: default!(Option<pgrx::JsonB>, "'{}'"),
+    scope: default!(Option<JsonbArg>, "'{}'"),
     valid_for: default!(Option<pgrx::datum::Interval>, "'1 hour'"),
 ) -> SqlResult<String> {
     allowed("kakunin.issue_test_certificate")?;

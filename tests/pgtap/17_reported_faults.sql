@@ -2,7 +2,7 @@
 -- never waits for the key holder, messages in the caller's terms, the
 -- sequencer's lag is visible, API keys expire at the timestamp's precision.
 BEGIN;
-SELECT plan(14);
+SELECT plan(16);
 CALL kakunin_test.share_pgtap();
 
 -- 4. A revocation never waits for the key holder.
@@ -69,6 +69,18 @@ SELECT is(kakunin.verify_api_key((SELECT api_key FROM short_key))->>'valid', 'tr
     'a key with 0.8 s left is valid (whole seconds called it expired)');
 SELECT pg_sleep(1) \g /dev/null
 SELECT is(kakunin.verify_api_key((SELECT api_key FROM short_key))->>'reason', 'expired', 'and expired once its time has passed');
+
+-- Session 6's hostile review: a jsonb argument nested past serde's 128 levels
+-- reached any role as a Rust panic (XX000, serde's debug text); now a 22023 in
+-- plain words.
+SET ROLE app_user;
+SELECT is(kakunin_test.error_of($$SELECT kakunin.update_api_key_claims(gen_random_uuid(), (repeat('[', 200) || repeat(']', 200))::jsonb)$$),
+    '22023: a jsonb argument cannot be read: recursion limit exceeded at line 1 column 128',
+    'claims nested 200 deep are refused with 22023, not a panic');
+RESET ROLE;
+SELECT matches(kakunin_test.error_of($$SELECT kakunin.create_api_key('agent-e', 'deep', ARRAY['r'], NULL, (repeat('{"a":', 130) || '1' || repeat('}', 130))::jsonb)$$),
+    '^22023: a jsonb argument cannot be read: recursion limit exceeded at line 1 column \d+$',
+    'and so are deep claims at key creation');
 
 SELECT dblink_disconnect('admin') \g /dev/null
 SELECT * FROM finish();
