@@ -132,8 +132,10 @@ def audit():
     for clients in (1, 8):
         ours, plain, diy = (tps(f"{out}/append_{k}_{clients}.txt") for k in ("ours", "plain", "diy"))
         print(f"   appends, {clients} client(s): kakunin.audit {ours:6.0f}/s | plain table {plain:6.0f}/s = {ours / plain:4.2f}x (>= 0.70x {verdict(ours / plain, 0.70, True)}) | DIY chain {diy:6.0f}/s = {ours / diy:4.2f}x (>= 2x {verdict(ours / diy, 2.0, True)})")
-    pending = open(f"{out}/audit_pending.txt").read().split()
-    print(f"   committed but not yet integrated after the runs: {pending[0]} entries (drained by one audit_integrate() in {pending[-2]} ms)")
+    pending = open(f"{out}/audit_pending.txt").read()
+    # psql's "Time: 1234.567 ms (00:01.235)" adds the clock form from one second on.
+    drain_ms = re.search(r"Time: ([\d.]+) ms", pending).group(1)
+    print(f"   committed but not yet integrated after the runs: {pending.split()[0]} entries (drained by one audit_integrate() in {drain_ms} ms)")
     verify_lines = open(f"{out}/verify.txt").read().splitlines()
     verify_ms = float(next(l for l in verify_lines if l.startswith("Time:")).split()[1])
     rate = 1_000_000 / verify_ms * 1000

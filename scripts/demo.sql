@@ -52,7 +52,7 @@ SELECT agent_id, instrument, venue, quantity FROM trades ORDER BY id;
 COMMIT;
 
 \echo
-\echo '== 6. agent-a tries to trade TSLA, which is outside its financial scope'
+\echo '== 6. agent-a tries to trade TSLA, which is outside its financial scope (the ERROR below is the refusal)'
 BEGIN;
 SET ROLE demo_gateway;
 CALL kakunin.bind_agent_session(:'agent_a');
@@ -75,7 +75,7 @@ SELECT kakunin_agent_id() AS agent, kakunin_cert_status() AS status, (SELECT cou
 COMMIT;
 
 \echo
-\echo '== 8. Attacks: forging the binding, and a look-alike certificate from an untrusted CA'
+\echo '== 8. Attacks: forging the binding, and a look-alike certificate from an untrusted CA (both ERRORs below are refusals)'
 SET ROLE authenticated;
 \set ON_ERROR_STOP off
 SELECT set_config('kakunin.binding', '1|{"agent_id":"agent-a"}', true);

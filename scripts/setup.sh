@@ -38,6 +38,12 @@ for svc in postgresql pgbouncer; do
 done
 
 export PATH="$HOME/.cargo/bin:$PATH"
+# Rust itself is a prerequisite (Debian 12's rustc is older than the 1.85 the
+# crates need, and rustup needs the internet): say so plainly if it is missing.
+if ! command -v cargo >/dev/null; then
+  echo "scripts/setup.sh needs Rust 1.85 or later with cargo on the PATH (for example from rustup); none was found" >&2
+  exit 1
+fi
 if ! cargo pgrx --version 2>/dev/null | grep -q "cargo-pgrx $PGRX_VERSION"; then
   log "installing cargo-pgrx $PGRX_VERSION (a few minutes, once)"
   cargo install --locked cargo-pgrx --version "=$PGRX_VERSION"
