@@ -113,17 +113,16 @@ fn count_for(owner: &Key, now: i64) -> Result<()> {
     let limit = crate::gucs::proof_replay_per_key();
     PER_KEY
         .exclusive(|counts| {
-            let current = counts
-                .get(owner)
+            let known = counts.get(owner).copied();
+            let current = known
                 .filter(|c| now < c.window_start + WINDOW_SECONDS)
-                .copied()
                 .unwrap_or(PerKey { key: *owner, window_start: now, count: 0 });
             if current.count >= limit {
                 return Err(KakuninError::TooLarge(format!(
                     "proof of possession refused: this certificate's key already has {limit} proofs remembered in the last {WINDOW_SECONDS} s (kakunin.proof_replay_per_key); bind through a kakunin_gateway member or retry later"
                 )));
             }
-            if counts.get(owner).is_none() && counts.is_full() {
+            if known.is_none() && counts.is_full() {
                 counts.retain(|c| now < c.window_start + WINDOW_SECONDS);
             }
             let next = PerKey { count: current.count + 1, ..current };

@@ -176,7 +176,7 @@ impl<E: Copy> Locked<'_, E> {
     /// Stores `value` (whose key field must be `key`), replacing any entry;
     /// false if the table is full.
     pub fn put(&mut self, key: &Key, value: E) -> bool {
-        if self.get(key).is_none() && self.len() >= self.capacity {
+        if self.is_full() && self.get(key).is_none() {
             return false;
         }
         let (entry, _) = self.search(key, pg_sys::HASHACTION::HASH_ENTER_NULL);

@@ -231,21 +231,11 @@ impl Drop for Claim {
 fn shared_or_fetch(url: &str, serial: &str) -> (Answer, Option<Duration>) {
     let key: Key = Sha256::digest(url.as_bytes()).into();
     let deadline = Instant::now() + budget().unwrap_or(MIN_REQUEST);
-    loop {
+    let claim = loop {
         match lookup_or_claim(&key) {
             Lookup::Hit(answer, left) => return (answer, Some(left)),
-            Lookup::Claimed(since_ms) => {
-                let claim = Claim { key, since_ms };
-                let answer = fetch(url, serial);
-                claim.finish(&answer);
-                let ttl = answer.ttl_seconds().map(Duration::from_secs);
-                return (answer, ttl);
-            }
-            Lookup::Alone => {
-                let answer = fetch(url, serial);
-                let ttl = answer.ttl_seconds().map(Duration::from_secs);
-                return (answer, ttl);
-            }
+            Lookup::Claimed(since_ms) => break Some(Claim { key, since_ms }),
+            Lookup::Alone => break None,
             Lookup::Wait if Instant::now() >= deadline => {
                 return (
                     Answer::unknown(
@@ -256,7 +246,13 @@ fn shared_or_fetch(url: &str, serial: &str) -> (Answer, Option<Duration>) {
             }
             Lookup::Wait => nap(),
         }
+    };
+    let answer = fetch(url, serial);
+    if let Some(claim) = claim {
+        claim.finish(&answer);
     }
+    let ttl = answer.ttl_seconds().map(Duration::from_secs);
+    (answer, ttl)
 }
 
 /// Sleeps 10 ms on the process latch, then serves a pending cancel.
