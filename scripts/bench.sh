@@ -16,6 +16,8 @@ DB=kakunin_bench
 OUT=$DIR/results
 RUNS=9
 SECTION=${1:-all}
+# The server settings of every run (sections that preload the library add theirs).
+SERVER=("$DATA" "$PORT" "$SOCK" "shared_buffers=512MB" "max_parallel_workers_per_gather=2" "jit=off")
 PGB=("$PG_BIN/pgbench" -n -c 2 -j 2 -T 10 -h "$SOCK" -p "$PORT" "$DB")
 want() { [ "$SECTION" = all ] || [ "$SECTION" = "$1" ]; }
 
@@ -25,7 +27,7 @@ cargo build --quiet -p kakunin-testkit
 cluster_stop "$DATA" || true
 rm -rf "$DIR" && mkdir -p "$OUT"
 trap 'cluster_stop "$DATA" || true' EXIT
-cluster_start "$DATA" "$PORT" "$SOCK" "shared_buffers=512MB" "max_parallel_workers_per_gather=2" "jit=off"
+cluster_start "${SERVER[@]}"
 PSQL=(psql -X -q -v ON_ERROR_STOP=1 -h "$SOCK" -p "$PORT")
 "${PSQL[@]}" -U "$RUN_USER" -d postgres -c "CREATE DATABASE $DB"
 echo "[bench] loading 4 x 1,000,000 rows"
@@ -41,6 +43,15 @@ literal = "'" + open(pem).read().strip().replace("'", "''") + "'"
 open(dst, "w").write(open(src).read().replace("@CERT@", literal))
 PY
 done
+# load_proofs COUNT PER_STREAM [IAT_OFFSET JTI_PREFIX]: COUNT fresh proofs of the
+# bench agent, as rows stream * 1,000,000 + k of bench_proofs (see bench/setup.sql).
+load_proofs() {
+  "${PSQL[@]}" -U "$RUN_USER" -d "$DB" -c "TRUNCATE bench_proofs" \
+    -c "CREATE TEMP TABLE staged (i bigint, jws text)" \
+    -c "\\copy staged FROM PROGRAM 'cargo run --quiet -p kakunin-testkit --bin kakunin-proofs -- agent-bench $DB $1 ${*:3}'" \
+    -c "INSERT INTO bench_proofs SELECT (i - 1) / $2 * 1000000 + (i - 1) % $2 + 1, jws FROM staged" \
+    -c "ANALYZE bench_proofs" >/dev/null
+}
 
 want rls && for mode in serial parallel; do
   workers=0; [ "$mode" = parallel ] && workers=2
@@ -61,11 +72,8 @@ done
 
 if want bind; then
 echo "[bench] bind cost (pgbench, 2 clients, 3 rounds of 10 s per script)"
-# 6 streams (3 rounds x 2 clients) of 25,000 fresh proofs (see bench/setup.sql).
-"${PSQL[@]}" -U "$RUN_USER" -d "$DB" -c "CREATE TEMP TABLE staged (i bigint, jws text)" \
-  -c "\\copy staged FROM PROGRAM 'cargo run --quiet -p kakunin-testkit --bin kakunin-proofs -- agent-bench $DB 150000'" \
-  -c "INSERT INTO bench_proofs SELECT (i - 1) / 25000 * 1000000 + (i - 1) % 25000 + 1, jws FROM staged" \
-  -c "ANALYZE bench_proofs" >/dev/null
+# 6 streams (3 rounds x 2 clients) of 25,000 fresh proofs.
+load_proofs 150000 25000
 : > "$OUT/bind_seed.txt"; : > "$OUT/bind_gateway.txt"; : > "$OUT/bind_proof.txt"
 for round in 0 1 2; do
   "${PGB[@]}" -U bench_user -f "$OUT/bind_seed.pgbench" >> "$OUT/bind_seed.txt" 2>&1
@@ -150,7 +158,7 @@ before=$(ca_requests)
 "${PGB20[@]}" -T 20 > "$OUT/verify_serial_backend.txt" 2>&1 || true
 echo "$(( $(ca_requests) - before )) 20" > "$OUT/verify_requests_backend.txt"
 # Preloaded: replay memory sized for the proofs below (a proof is remembered 360 s).
-cluster_start "$DATA" "$PORT" "$SOCK" "shared_buffers=512MB" "max_parallel_workers_per_gather=2" "jit=off" \
+cluster_start "${SERVER[@]}" \
   "shared_preload_libraries=kakunin_pg" "kakunin.proof_replay_capacity=2000000" "kakunin.verify_cache_capacity=100000" \
   "kakunin.proof_replay_per_key=2000000"
 started=$(date +%s)
@@ -164,11 +172,7 @@ echo "$(( $(ca_requests) - before )) 60" > "$OUT/verify_requests_shared.txt"
 # read-write/READ ONLY x 2 clients) of 60,000, fetched without a write (see
 # bench/setup.sql).
 while [ $(( $(date +%s) - started )) -lt 61 ]; do sleep 1; done
-"${PSQL[@]}" -U "$RUN_USER" -d "$DB" -c "TRUNCATE bench_proofs" \
-  -c "CREATE TEMP TABLE staged (i bigint, jws text)" \
-  -c "\\copy staged FROM PROGRAM 'cargo run --quiet -p kakunin-testkit --bin kakunin-proofs -- agent-bench $DB 720000 0 shm'" \
-  -c "INSERT INTO bench_proofs SELECT (i - 1) / 60000 * 1000000 + (i - 1) % 60000 + 1, jws FROM staged" \
-  -c "ANALYZE bench_proofs" >/dev/null
+load_proofs 720000 60000 0 shm
 for kind in seed gateway proof proof_ro; do : > "$OUT/shm_bind_$kind.txt"; done
 for round in 0 1 2; do
   "${PGB[@]}" -U bench_user -f "$OUT/bind_seed.pgbench" >> "$OUT/shm_bind_seed.txt" 2>&1
@@ -177,7 +181,7 @@ for round in 0 1 2; do
   "${PGB[@]}" -U bench_agent -D k=0 -D round=$round -D variant=1 -f "$OUT/bind_proof_ro.pgbench" >> "$OUT/shm_bind_proof_ro.txt" 2>&1
 done
 # Back to the plain server for the sections after this one.
-cluster_start "$DATA" "$PORT" "$SOCK" "shared_buffers=512MB" "max_parallel_workers_per_gather=2" "jit=off"
+cluster_start "${SERVER[@]}"
 
 fi
 
@@ -211,7 +215,7 @@ done
   jsonb_array_length(kakunin.audit_inclusion_proof(4242424, 10000000)->'proof')" > "$OUT/proof.txt"
 # The appends again with the background worker sequencing: a server restart
 # with the library preloaded (the plain-table figures above are the baseline).
-cluster_start "$DATA" "$PORT" "$SOCK" "shared_buffers=512MB" "max_parallel_workers_per_gather=2" "jit=off" \
+cluster_start "${SERVER[@]}" \
   "shared_preload_libraries=kakunin_pg" "kakunin.audit_worker_database=$DB"
 for clients in 1 8; do
   "$PG_BIN/pgbench" -n -c "$clients" -j 2 -T 10 -h "$SOCK" -p "$PORT" -U bench_auditor -f "$OUT/append_ours.pgbench" "$DB" \

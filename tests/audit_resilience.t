@@ -17,11 +17,7 @@ cleanup() {
 }
 trap cleanup EXIT
 echo "1..8"
-n=0
-check() { # check DESCRIPTION COMMAND...
-  n=$((n + 1))
-  if out=$("${@:2}" 2>&1); then echo "ok $n - $1"; else echo "not ok $n - $1"; echo "$out" | sed 's/^/# /'; fi
-}
+source tests/tap.sh
 
 # Appenders run as the superuser (allowed to append as anyone) and record each
 # committed append's id in a side table in the same transaction, so "committed"

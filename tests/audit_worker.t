@@ -14,11 +14,7 @@ DATA=$WORK/data SOCK=$WORK/sock DB=worker_test
 trap 'cluster_stop "$DATA" 2>/dev/null; rm -rf "$WORK"' EXIT
 PSQL=(psql -X -q -At -v ON_ERROR_STOP=1 -h "$SOCK" -p "$PORT" -U "$RUN_USER")
 echo "1..13"
-n=0
-check() { # check DESCRIPTION COMMAND...
-  n=$((n + 1))
-  if out=$("${@:2}" 2>&1); then echo "ok $n - $1"; else echo "not ok $n - $1"; echo "$out" | sed 's/^/# /'; fi
-}
+source tests/tap.sh
 eventually() { # eventually EXPECTED SQL: polls for up to 30 s
   for _ in $(seq 150); do
     got=$("${PSQL[@]}" -d "$DB" -c "$2" 2>&1)

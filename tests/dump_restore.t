@@ -14,11 +14,7 @@ chmod 755 "$WORK"
 trap 'rm -rf "$WORK"' EXIT
 SRC=dump_src DST=dump_dst
 echo "1..8"
-n=0
-check() { # check DESCRIPTION COMMAND...
-  n=$((n + 1))
-  if out=$("${@:2}" 2>&1); then echo "ok $n - $1"; else echo "not ok $n - $1"; echo "$out" | sed 's/^/# /'; fi
-}
+source tests/tap.sh
 q() { "${PSQL[@]}" -d "$1" -c "$2"; }
 equals() { # equals EXPECTED DB SQL
   local got; got=$(q "$2" "$3" 2>&1)

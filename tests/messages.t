@@ -14,11 +14,7 @@ DATA=$WORK/data SOCK=$WORK/sock DB=messages_test
 trap 'cluster_stop "$DATA" 2>/dev/null; rm -rf "$WORK"' EXIT
 PSQL=(psql -X -q -At -h "$SOCK" -p "$PORT" -U "$RUN_USER")
 echo "1..5"
-n=0
-check() { # check DESCRIPTION COMMAND...
-  n=$((n + 1))
-  if out=$("${@:2}" 2>&1); then echo "ok $n - $1"; else echo "not ok $n - $1"; echo "$out" | sed 's/^/# /'; fi
-}
+source tests/tap.sh
 
 mkdir -p "$SOCK" && chown "$RUN_USER" "$SOCK"
 as_run_user "$PG_BIN/initdb" -D "$DATA" -U "$RUN_USER" --auth=trust -E UTF8 >/dev/null

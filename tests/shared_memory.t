@@ -27,11 +27,7 @@ cleanup() {
 }
 trap cleanup EXIT
 echo "1..18"
-n=0
-check() { # check DESCRIPTION COMMAND...
-  n=$((n + 1))
-  if out=$("${@:2}" 2>&1); then echo "ok $n - $1"; else echo "not ok $n - $1"; echo "$out" | sed 's/^/# /'; fi
-}
+source tests/tap.sh
 
 cluster_start "$PRIMARY" "$PORT" "$SOCK" "shared_preload_libraries=kakunin_pg" \
   "kakunin.proof_replay_capacity=$CAPACITY" "wal_level=replica" "max_wal_senders=4" \
@@ -48,8 +44,8 @@ SELECT kakunin.add_trust_anchor(\$pem\$$(cat tests/fixtures/pki/root-ca.pem)\$pe
 SQL
 CERT=$(cat tests/fixtures/pki/agent-b.pem)
 AGENT=(psql -X -q -At -v ON_ERROR_STOP=1 -h "$SOCK" -d "$DB")
-# proofs AUD COUNT OFFSET PREFIX: "<n>\t<jws>" lines.
-proofs() { cargo run --quiet -p kakunin-testkit --bin kakunin-proofs -- agent-b "$@"; }
+# proofs AUD COUNT OFFSET PREFIX: "<n>\t<jws>" lines, of agent-b (or PROOF_AGENT).
+proofs() { cargo run --quiet -p kakunin-testkit --bin kakunin-proofs -- "${PROOF_AGENT:-agent-b}" "$@"; }
 proof_n() { sed -n "${1}p" | cut -f2; }
 # bind PORT PROOF [BEGIN options]: agent_id bound in a transaction, as
 # shm_agent, with certificate $CERT (agent-b unless BIND_CERT says otherwise).
@@ -129,17 +125,18 @@ check "a second backend binding the same serial is answered from the shared cach
 check "the shared cache is keyed by the whole URL: another CA's answer for the same serial is its own" \
   expect "agent-b revoked" bind_other "$PORT" "$(echo "$PROOFS" | proof_n 6)"
 dropped() {
-  "${PSQL[@]}" -d "$DB" -c "SELECT kakunin.set_certificate_status('$(sed -n 's/^agent-b.pem //p' tests/fixtures/pki/serials.txt)', 'suspended')" >/dev/null
+  serial=$(sed -n 's/^agent-b.pem //p' tests/fixtures/pki/serials.txt)
+  "${PSQL[@]}" -d "$DB" -c "SELECT kakunin.set_certificate_status('$serial', 'suspended')" >/dev/null
   before=$(ca_requests)
   bind "$PORT" "$(echo "$PROOFS" | proof_n 5)" | grep -q "agent-b suspended" || { echo "bind after the change failed"; return 1; }
   after=$(ca_requests)
   [ $((after - before)) = 1 ] || { echo "after a registry change the CA received $((after - before)) requests, not 1"; return 1; }
-  "${PSQL[@]}" -d "$DB" -c "SELECT kakunin.set_certificate_status('$(sed -n 's/^agent-b.pem //p' tests/fixtures/pki/serials.txt)', 'active')" >/dev/null
+  "${PSQL[@]}" -d "$DB" -c "SELECT kakunin.set_certificate_status('$serial', 'active')" >/dev/null
 }
 check "a registry change drops the shared answer at once (the next bind asks again)" dropped
 # Eight backends bind one uncached serial at once against a CA that takes 0.5 s.
 set_verify_url slow/agent-a
-A_PROOFS=$(proofs_a() { cargo run --quiet -p kakunin-testkit --bin kakunin-proofs -- agent-a "$@"; }; proofs_a "primary-1/$DB" 8 59 a)
+A_PROOFS=$(PROOF_AGENT=agent-a proofs "primary-1/$DB" 8 59 a)
 single_flight() {
   before=$(ca_requests)
   for i in $(seq 8); do

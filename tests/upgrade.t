@@ -20,11 +20,7 @@ cp "$EXTDIR/kakunin_pg--$CURRENT.sql" "$WORK/built.sql"
 trap 'cp "$WORK/built.sql" "$EXTDIR/kakunin_pg--$CURRENT.sql"; rm -rf "$WORK"' EXIT
 releases=(sql/released/kakunin_pg--*.sql)
 echo "1..$((1 + 4 * ${#releases[@]}))"
-n=0
-check() { # check DESCRIPTION COMMAND...
-  n=$((n + 1))
-  if out=$("${@:2}" 2>&1); then echo "ok $n - $1"; else echo "not ok $n - $1"; echo "$out" | sed 's/^/# /'; fi
-}
+source tests/tap.sh
 fresh_db() { "${PSQL[@]}" -d postgres -c "DROP DATABASE IF EXISTS $1" -c "CREATE DATABASE $1"; }
 
 fresh_db upgrade_fresh >/dev/null
